@@ -1,0 +1,132 @@
+"""Typed errors: everything the core raises on purpose derives from :class:`TscError`.
+
+The CLI is the one place that turns these into one-line messages and exit codes
+(see ``reconciler.cli``). Messages must never contain a secret value: errors are
+built from method, path, status and the API's ``errorCode``/``errorMessage``, and
+the CLI additionally redacts every known secret from everything it prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """Process exit codes, per the contract."""
+
+    SUCCESS = 0
+    ERROR = 1
+    CHANGES = 2  # only for ``plan --detailed-exitcode``
+
+
+@dataclass(frozen=True)
+class Location:
+    """A spot in a configuration file (1-based line and column)."""
+
+    path: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding about the configuration: an error, or a warning that does not fail."""
+
+    location: Location | None
+    json_path: str
+    message: str
+    warning: bool = False
+
+    def __str__(self) -> str:
+        where = str(self.location) if self.location else "<config>"
+        kind = "warning: " if self.warning else ""
+        return f"{where}: {self.json_path}: {kind}{self.message}"
+
+
+class TscError(Exception):
+    """Base of every error the core raises deliberately. ``str()`` is one line."""
+
+    exit_status: ExitStatus = ExitStatus.ERROR
+
+    def lines(self) -> list[str]:
+        """The message as the lines the CLI prints (one per problem)."""
+        return [str(self)]
+
+
+class UsageError(TscError):
+    """Bad command-line use or a bad environment (missing credentials, bad endpoint)."""
+
+
+class ConfigError(TscError):
+    """The configuration is invalid; carries every problem found, not just the first."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        errors = [p for p in self.problems if not p.warning]
+        super().__init__(str(errors[0]) if errors else "invalid configuration")
+
+    def lines(self) -> list[str]:
+        return [str(p) for p in self.problems]
+
+
+class ApiError(TscError):
+    """The ThingSpace API answered with an error (after any retries)."""
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        status: int | None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        *,
+        detail: str | None = None,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.status = status
+        self.error_code = error_code
+        self.error_message = error_message
+        self.detail = detail
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        parts = [f"{self.method} {self.path}:"]
+        if self.status is not None:
+            parts.append(f"HTTP {self.status}")
+        if self.error_code:
+            parts.append(self.error_code)
+        text = " ".join(parts)
+        if self.error_message:
+            text += f": {self.error_message}"
+        if self.detail:
+            text += f" ({self.detail})"
+        return text
+
+
+class AuthError(ApiError):
+    """Authentication was refused. Never retried: repeated bad logins lock the user."""
+
+
+class TransportError(ApiError):
+    """The request never got an HTTP answer (connection refused/reset, timeout)."""
+
+    def __init__(self, method: str, path: str, reason: str) -> None:
+        super().__init__(method, path, None, detail=reason)
+
+
+class ApplyError(TscError):
+    """Some changes of an apply failed; the others were made."""
+
+    def __init__(self, failures: Iterable[str], total: int) -> None:
+        self.failures = tuple(failures)
+        self.total = total
+        super().__init__(f"apply failed: {len(self.failures)} of {total} changes failed")
+
+    def lines(self) -> list[str]:
+        return [str(self), *(f"  {f}" for f in self.failures)]
