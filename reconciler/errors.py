@@ -30,6 +30,8 @@ class Location:
     column: int
 
     def __str__(self) -> str:
+        if self.line <= 0:  # a whole-file problem (unreadable, too large): no position
+            return self.path
         return f"{self.path}:{self.line}:{self.column}"
 
 
