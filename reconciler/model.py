@@ -55,7 +55,7 @@ class Secret:
     def __hash__(self) -> int:
         return hash(("Secret", len(self._value)))
 
-    def __reduce__(self) -> object:  # refuse pickling: a pickle would carry the value
+    def __reduce__(self) -> str | tuple[object, ...]:  # refuse pickling: a pickle would carry the value
         raise TypeError("Secret values cannot be pickled")
 
 

@@ -1,0 +1,27 @@
+"""Plan renderers, by output name. Each takes a plan and a stream and only writes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TextIO
+
+from reconciler.plan import Plan
+from reconciler.render.json_plan import render_json
+from reconciler.render.markdown import render_markdown
+from reconciler.render.text import render_text
+
+Renderer = Callable[[Plan, TextIO], None]
+
+
+def renderer(name: str, *, color: bool = False) -> Renderer:
+    """The renderer for ``--output NAME``; colour applies to text only."""
+    if name == "text":
+        return lambda plan, out: render_text(plan, out, color=color)
+    return RENDERERS[name]
+
+
+RENDERERS: dict[str, Renderer] = {
+    "text": render_text,
+    "json": render_json,
+    "markdown": render_markdown,
+}

@@ -1,0 +1,111 @@
+"""The plan: a frozen value describing exactly what an apply would change.
+
+Renderers and the executor consume it; nothing here does I/O. ``to_dict`` is the
+secret-free serialization used by ``--output json`` (and, later, saved plans).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from reconciler.model import SENSITIVE, Family, Key, Registration
+
+FORMAT_VERSION = "1"
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+ACTION_ORDER = (Action.CREATE, Action.UPDATE, Action.DELETE)
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    """One field's difference, with values already made safe to show."""
+
+    name: str
+    before: str | None
+    after: str | None
+    sensitive: bool = False
+
+
+@dataclass(frozen=True)
+class Change:
+    action: Action
+    key: Key
+    family: Family
+    before: Registration | None
+    after: Registration | None
+    fields: tuple[FieldChange, ...]
+
+    @property
+    def account(self) -> str:
+        return self.key.account
+
+    @property
+    def service(self) -> str:
+        return self.key.service
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.action.value,
+            "account": self.account,
+            "service": self.service,
+            "family": self.family.value,
+            "before": registration_view(self.before),
+            "after": registration_view(self.after),
+            "changed_fields": [f.name for f in self.fields],
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Changes in deterministic order (account, service), plus notes for the reader."""
+
+    changes: tuple[Change, ...]
+    notes: tuple[str, ...] = ()
+    accounts: tuple[str, ...] = ()
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.changes)
+
+    def counts(self) -> dict[Action, int]:
+        counted = Counter(c.action for c in self.changes)
+        return {action: counted.get(action, 0) for action in ACTION_ORDER}
+
+    def summary_line(self) -> str:
+        n = self.counts()
+        return (
+            f"Plan: {n[Action.CREATE]} to create, {n[Action.UPDATE]} to update, "
+            f"{n[Action.DELETE]} to delete."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "accounts": list(self.accounts),
+            "changes": [c.to_dict() for c in self.changes],
+            "summary": {a.value: n for a, n in self.counts().items()},
+            "notes": list(self.notes),
+        }
+
+
+def password_view(reg: Registration) -> str | None:
+    """How a registration's password may be shown: never its value."""
+    if not reg.password_known:
+        return "(unknown)"
+    return SENSITIVE if reg.password is not None else None
+
+
+def registration_view(reg: Registration | None) -> dict[str, Any] | None:
+    """A registration as showable data: url and username as they are, password masked."""
+    if reg is None:
+        return None
+    return {"url": reg.url, "username": reg.username, "password": password_view(reg)}

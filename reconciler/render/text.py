@@ -1,0 +1,66 @@
+"""Terraform-like text: ``+ create``, ``~ update`` with old -> new, ``- destroy``, summary."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from reconciler.plan import Action, Change, FieldChange, Plan
+
+_SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-"}
+_VERB = {Action.CREATE: "create", Action.UPDATE: "update", Action.DELETE: "destroy"}
+_COLOR = {Action.CREATE: "\033[32m", Action.UPDATE: "\033[33m", Action.DELETE: "\033[31m"}
+_BOLD = "\033[1m"
+_RESET = "\033[0m"
+
+
+def _value(text: str | None, sensitive: bool) -> str:
+    if text is None:
+        return "(none)"
+    return text if sensitive or (text.startswith("(") and text.endswith(")")) else f'"{text}"'
+
+
+def _field_line(action: Action, field: FieldChange, width: int) -> str:
+    name = field.name.ljust(width)
+    before = _value(field.before, field.sensitive)
+    after = _value(field.after, field.sensitive)
+    if action is Action.CREATE:
+        return f"+ {name} = {after}"
+    if action is Action.DELETE:
+        return f"- {name} = {before}"
+    return f"~ {name} = {before} -> {after}"
+
+
+def _paint(text: str, code: str, color: bool) -> str:
+    return f"{code}{text}{_RESET}" if color else text
+
+
+def render_change(change: Change, out: TextIO, *, color: bool = False) -> None:
+    head = f"{_SYMBOL[change.action]} {_VERB[change.action]} {change.key}"
+    family = f" ({change.family.value})"
+    out.write("  " + _paint(head, _COLOR[change.action], color) + family + "\n")
+    width = max((len(f.name) for f in change.fields), default=0)
+    for field in change.fields:
+        line = _field_line(change.action, field, width)
+        out.write("      " + _paint(line[:1], _COLOR[change.action], color) + line[1:] + "\n")
+
+
+def render_text(plan: Plan, out: TextIO, *, color: bool = False) -> None:
+    if not plan.has_changes:
+        out.write(
+            _paint("No changes.", _BOLD, color)
+            + " The callback registrations match the configuration.\n"
+        )
+    else:
+        out.write("tscallbacks will perform the following actions:\n\n")
+        for change in plan.changes:
+            render_change(change, out, color=color)
+            out.write("\n")
+    if plan.notes:
+        if not plan.has_changes:
+            out.write("\n")
+        for note in plan.notes:
+            out.write(f"Note: {note}\n")
+        if plan.has_changes:
+            out.write("\n")
+    if plan.has_changes:
+        out.write(_paint(plan.summary_line(), _BOLD, color) + "\n")
