@@ -1,0 +1,125 @@
+"""Configuration loading: files or a directory -> a validated, resolved DesiredState.
+
+Each file is a complete configuration (``version`` + ``accounts``) and is parsed,
+schema-checked and semantically checked on its own, so problems point into the file
+they come from; a directory's files are then merged, and an account may be declared
+in only one of them. Every problem of every file is collected before anything fails.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from reconciler.config.schema_check import check_schema
+from reconciler.config.semantic import check_semantics, check_unique_accounts, resolve_credential
+from reconciler.config.yamlpos import YamlDoc, read_yaml_file
+from reconciler.errors import ConfigError, Location, Problem
+from reconciler.model import DesiredAccount, DesiredState, Registration, Secret
+
+CONFIG_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A configuration that loaded without errors."""
+
+    desired: DesiredState
+    warnings: tuple[Problem, ...]  # non-fatal findings, in file/line order
+    files: tuple[str, ...]  # the files read, in order
+
+
+def load_config(path: str, *, env: Mapping[str, str], require_env: bool) -> LoadedConfig:
+    """Load ``path``: a file, or a directory (every ``*.yaml``/``*.yml`` in it, sorted, merged).
+
+    Raises :class:`ConfigError` carrying ALL problems (errors and warnings, sorted by
+    file, line, column) when there is at least one error. With ``require_env=False``
+    (``validate``) an unset ``${env:NAME}`` is a warning and the credential is left
+    out (None); with ``require_env=True`` (plan/apply) it is an error.
+    """
+    files, problems = _config_files(path)
+    docs: list[YamlDoc] = []
+    for file in files:
+        parsed = read_yaml_file(file)
+        problems.extend(parsed.problems)
+        if parsed.doc is None:
+            continue
+        docs.append(parsed.doc)
+        problems.extend(check_schema(parsed.doc))
+        problems.extend(check_semantics(parsed.doc, env=env, require_env=require_env))
+    problems.extend(check_unique_accounts(docs))
+    ordered = _sorted(problems, files)
+    if any(not p.warning for p in ordered):
+        raise ConfigError(ordered)
+    return LoadedConfig(
+        desired=_desired_state(docs, env),
+        warnings=tuple(ordered),
+        files=tuple(files),
+    )
+
+
+def _config_files(path: str) -> tuple[list[str], list[Problem]]:
+    """The files to read, or a single whole-path problem saying why there are none."""
+    if os.path.isdir(path):
+        try:
+            names = sorted(os.listdir(path))
+        except OSError as exc:
+            return [], [_cannot_read(path, exc.strerror or str(exc))]
+        files = [
+            os.path.join(path, name)
+            for name in names
+            if name.endswith(CONFIG_SUFFIXES) and os.path.isfile(os.path.join(path, name))
+        ]
+        if not files:
+            return [], [_cannot_read(path, "no *.yaml or *.yml files in the directory")]
+        return files, []
+    if not os.path.exists(path):
+        return [], [_cannot_read(path, os.strerror(2))]
+    return [path], []
+
+
+def _cannot_read(path: str, reason: str) -> Problem:
+    return Problem(Location(path, 0, 0), "$", f"cannot read configuration: {reason}")
+
+
+def _sorted(problems: list[Problem], files: list[str]) -> list[Problem]:
+    order = {name: index for index, name in enumerate(files)}
+
+    def key(problem: Problem) -> tuple[int, str, int, int]:
+        where = problem.location
+        if where is None:
+            return (len(order), "", 0, 0)
+        return (order.get(where.path, len(order)), where.path, where.line, where.column)
+
+    return sorted(problems, key=key)  # stable: same spot keeps discovery order
+
+
+def _desired_state(docs: list[YamlDoc], env: Mapping[str, str]) -> DesiredState:
+    accounts: dict[str, DesiredAccount] = {}
+    for doc in docs:
+        for name, account in doc.data["accounts"].items():
+            accounts[name] = DesiredAccount(
+                name=name,
+                prune=account.get("prune", True),
+                callbacks=MappingProxyType(
+                    {
+                        service: _registration(entry, env)
+                        for service, entry in account["callbacks"].items()
+                    }
+                ),
+            )
+    return DesiredState(accounts=MappingProxyType(accounts))
+
+
+def _registration(entry: Mapping[str, Any], env: Mapping[str, str]) -> Registration:
+    username = entry.get("username")
+    password = entry.get("password")
+    resolved_password = resolve_credential(password, env) if password is not None else None
+    return Registration(
+        url=entry["url"],
+        username=resolve_credential(username, env) if username is not None else None,
+        password=Secret(resolved_password) if resolved_password is not None else None,
+    )

@@ -1,0 +1,174 @@
+"""JSON Schema validation, reported as one friendly :class:`Problem` per finding.
+
+The schema (``schemas/callbacks.schema.json``) is the single source of truth for the
+shape of a configuration; this module only translates jsonschema's errors into
+messages that point at the exact key or value. jsonschema's own messages embed the
+offending value, so they are never used: a password must not end up in an error.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Iterator
+from functools import cache
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped]
+
+from reconciler import catalog
+from reconciler.config.yamlpos import JsonPath, YamlDoc, format_json_path
+from reconciler.errors import Location, Problem
+
+_SECRET_FIELDS = frozenset({"username", "password"})
+
+
+@cache
+def _validator() -> Any:
+    return jsonschema.Draft202012Validator(dict(catalog.schema()))
+
+
+def check_schema(doc: YamlDoc) -> list[Problem]:
+    """Every schema violation in ``doc``, in the order jsonschema finds them."""
+    problems: list[Problem] = []
+    seen: set[tuple[str, str]] = set()
+    for error in _validator().iter_errors(doc.data):
+        for problem in _translate(doc, error):
+            token = (problem.json_path, problem.message)
+            if token not in seen:  # ``required`` repeats per missing field
+                seen.add(token)
+                problems.append(problem)
+    return problems
+
+
+def _translate(doc: YamlDoc, error: Any) -> Iterator[Problem]:
+    path: JsonPath = tuple(error.absolute_path)
+    validator: str = error.validator
+    if "propertyNames" in error.schema_path:
+        key = str(error.instance)
+        key_path = (*path, key)
+        if key_path not in doc.coerced_keys:  # YAML already said to quote it
+            yield _at_key(doc, key_path, _property_name_message(path, key, validator, error))
+    elif validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = list(error.schema.get("properties", {}))
+        for key in error.instance:
+            if key not in allowed:
+                key_path = (*path, key)
+                yield _at_key(doc, key_path, _unknown_field(path, key, allowed))
+    elif validator == "required" and isinstance(error.instance, dict):
+        for name in error.validator_value:
+            if name not in error.instance:
+                yield _at_value(doc, path, f"missing required field {name!r}")
+    else:
+        yield _at_value(doc, path, _value_message(path, validator, error))
+
+
+def _at_key(doc: YamlDoc, path: JsonPath, message: str) -> Problem:
+    return Problem(doc.key_at(path), format_json_path(path), message)
+
+
+def _at_value(doc: YamlDoc, path: JsonPath, message: str) -> Problem:
+    location: Location = doc.value_at(path)
+    return Problem(location, format_json_path(path), message)
+
+
+def _is_service_map(path: JsonPath) -> bool:
+    return len(path) == 3 and path[0] == "accounts" and path[2] == "callbacks"
+
+
+def _property_name_message(path: JsonPath, key: str, validator: str, error: Any) -> str:
+    if _is_service_map(path):
+        hint = catalog.suggest(key)
+        if hint is not None:
+            return f"unknown service {key!r}; did you mean {hint!r}?"
+        return f"unknown service {key!r}; valid services: {', '.join(catalog.services())}"
+    if path == ("accounts",):
+        if validator == "minLength" or not key:
+            return "account name must not be empty"
+        if validator == "maxLength":
+            return f"account name is {len(key)} characters; the limit is {error.validator_value}"
+        if validator == "pattern":
+            return (
+                f"invalid account name {key!r}: use letters, digits, '.', '_' and '-', "
+                "starting with a letter or digit"
+            )
+    return f"invalid key {key!r}"
+
+
+def _unknown_field(path: JsonPath, key: str, allowed: list[str]) -> str:
+    if len(path) == 4 and _is_service_map(path[:3]) and path[3] == "Fota":
+        return f"unknown field {key!r} (Fota registrations take only: {', '.join(allowed)})"
+    return f"unknown field {key!r} (allowed: {', '.join(allowed)})"
+
+
+def _value_message(path: JsonPath, validator: str, error: Any) -> str:
+    name = _field_name(path)
+    secret = name in _SECRET_FIELDS
+    value = error.instance
+    if validator == "type":
+        expected = error.validator_value
+        wanted = expected if isinstance(expected, list) else [expected]
+        words = " or ".join(_TYPE_WORDS.get(str(t), str(t)) for t in wanted)
+        return f"expected {words}, got {_kind(value)}"
+    if validator == "const":
+        if path == ("version",):
+            return f"unsupported version {_show(value)}; this tscallbacks reads version 1"
+        return f"must be {_show(error.validator_value)}"
+    if validator == "enum":
+        allowed = ", ".join(_show(v) for v in error.validator_value)
+        return f"must be one of: {allowed}"
+    if validator == "minLength":
+        return f"{name} must not be empty" if error.validator_value == 1 else f"{name} is too short"
+    if validator == "maxLength" and isinstance(value, str):
+        return f"{name} is {len(value)} characters; the limit is {error.validator_value}"
+    if validator == "pattern" and not secret:
+        return f"{_show(value)} does not match the pattern {error.validator_value}"
+    return f"invalid {name} ({validator})"
+
+
+def _field_name(path: JsonPath) -> str:
+    last = path[-1] if path else "value"
+    return last if isinstance(last, str) else "value"
+
+
+_TYPE_WORDS = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean",
+    "null": "null",
+}
+
+
+def _kind(value: Any) -> str:
+    """What YAML gave us, in the words of the configuration (never the value itself)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, datetime.date):
+        return "a date"
+    if isinstance(value, bytes):
+        return "binary data"
+    return type(value).__name__
+
+
+def _show(value: Any) -> str:
+    """A short rendering of a non-secret scalar (``2``, ``"1"``, ``true``)."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."

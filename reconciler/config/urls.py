@@ -1,0 +1,137 @@
+"""Callback URL rules: what ThingSpace can register and Verizon's servers can reach.
+
+Purely syntactic: no DNS lookups. A URL is judged by its scheme, host and port; a
+host that only resolves inside some private network (IP literal, single label,
+non-public suffix) is refused because Verizon would never reach it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+ALLOWED_PORTS: frozenset[int] = frozenset(
+    [80, 443, *range(9001, 9007), *range(50551, 50560), *range(28200, 28221)]
+)
+_PORTS_TEXT = "80, 443, 9001-9006, 50551-50559 or 28200-28220"
+
+# Suffixes that never resolve on the public internet (RFC 6761, RFC 8375, common LAN use).
+NON_PUBLIC_SUFFIXES = (
+    "home.arpa",
+    "localdomain",
+    "local",
+    "internal",
+    "lan",
+    "home",
+    "corp",
+    "intranet",
+    "private",
+    "test",
+    "invalid",
+    "example",
+    "onion",
+)
+
+_SHARED = ipaddress.ip_network("100.64.0.0/10")
+# Labels some resolvers (inet_aton) read as parts of an IPv4 address: 127.1, 0x7f000001.
+_NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
+_BAD_CHARS = re.compile(r"[\x00-\x20\x7f]")
+
+
+@dataclass(frozen=True)
+class UrlIssue:
+    """One finding about a callback URL. Messages never repeat the URL's userinfo."""
+
+    message: str
+    warning: bool = False
+
+
+def check_url(url: str) -> list[UrlIssue]:
+    """Every problem with ``url`` as a ThingSpace callback address (empty when fine)."""
+    if _BAD_CHARS.search(url):
+        return [UrlIssue("URL contains spaces or control characters")]
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return [UrlIssue("not a valid URL")]
+    issues: list[UrlIssue] = []
+    scheme = parts.scheme.lower()
+    if not scheme or not url.lower().startswith(scheme + "://"):
+        return [UrlIssue("URL must be absolute, like https://hooks.example.com/path")]
+    if scheme == "http":
+        issues.append(UrlIssue("plain http: callbacks carry device data; use https", warning=True))
+    elif scheme != "https":
+        issues.append(UrlIssue(f"unsupported scheme {scheme!r}; callback URLs must use https"))
+    if "@" in parts.netloc:
+        issues.append(
+            UrlIssue(
+                "URL must not contain credentials (user:password@); "
+                "use the username and password fields"
+            )
+        )
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        issues.append(UrlIssue("URL has no host"))
+    else:
+        reason = _unreachable(host)
+        if reason is not None:
+            issues.append(UrlIssue(f"host {host} is {reason}; Verizon cannot reach it"))
+    issues.extend(_port_issues(parts.netloc.rpartition("@")[2]))
+    return issues
+
+
+def _port_issues(hostport: str) -> list[UrlIssue]:
+    try:
+        port = urlsplit("//" + hostport).port
+    except ValueError:
+        return [UrlIssue("the port is not a number from 0 to 65535")]
+    if port is None and hostport.endswith(":"):
+        return [UrlIssue("the port is empty")]
+    if port is not None and port not in ALLOWED_PORTS:
+        return [UrlIssue(f"port {port} is not allowed by ThingSpace; use {_PORTS_TEXT}")]
+    return []
+
+
+def _unreachable(host: str) -> str | None:
+    """Why Verizon's servers could not reach ``host`` (lower-case), or None."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return _name_unreachable(host)
+    return _address_unreachable(address)
+
+
+def _address_unreachable(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return _address_unreachable(address.ipv4_mapped)
+    if address.is_loopback:
+        return "a loopback address"
+    if address.is_link_local:
+        return "a link-local address"
+    if address.is_multicast:
+        return "a multicast address"
+    if address.is_unspecified:
+        return "an unspecified address"
+    if isinstance(address, ipaddress.IPv4Address) and address in _SHARED:
+        return "a shared (carrier-grade NAT) address"
+    if address.is_private:
+        return "a private address"
+    if address.is_reserved or not address.is_global:
+        return "a reserved address"
+    return None
+
+
+def _name_unreachable(host: str) -> str | None:
+    labels = host.split(".")
+    if all(_NUMERIC_LABEL.match(label) for label in labels) or _NUMERIC_LABEL.match(labels[-1]):
+        return "a numeric name that resolvers may read as an IP address"
+    if host == "localhost" or host.endswith(".localhost"):
+        return "this machine (localhost)"
+    if len(labels) == 1:
+        return "a single-label name, not a public DNS name"
+    for suffix in NON_PUBLIC_SUFFIXES:
+        if host == suffix or host.endswith("." + suffix):
+            return f"under the non-public suffix .{suffix}"
+    return None

@@ -1,0 +1,360 @@
+"""A YAML loader that remembers where every key and value came from.
+
+PyYAML's composer gives a node graph with marks; this module walks that graph itself
+(instead of PyYAML's constructor) so it can record the start mark of every key and
+value by JSON path, refuse duplicate and non-string keys, and bound alias expansion.
+Only plain values come out: dict, list, str, int, float, bool, None (and the odd
+date or bytes from explicit YAML types, which the schema then rejects).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from reconciler.errors import Location, Problem
+
+MAX_FILE_BYTES = 1024 * 1024
+MAX_NODES = 20_000  # values an alias may expand to, counted over the whole file
+# PyYAML's scanner is quadratic in flow-collection depth, so refuse deep [ / { nesting
+# before it starts; real configurations nest a handful of levels.
+MAX_FLOW_DEPTH = 100
+
+JsonPath = tuple[str | int, ...]
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
+_NULL_TAG = "tag:yaml.org,2002:null"
+_COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# What YAML makes of an unquoted key, in words, by resolved tag.
+_TAG_WORDS = {
+    "tag:yaml.org,2002:int": "a number",
+    "tag:yaml.org,2002:float": "a number",
+    "tag:yaml.org,2002:bool": "a boolean",
+    _NULL_TAG: "null",
+    "tag:yaml.org,2002:timestamp": "a date",
+    "tag:yaml.org,2002:binary": "binary data",
+}
+
+
+def format_json_path(path: JsonPath) -> str:
+    """``("accounts", "0252-1", "callbacks", "DeviceUsage")`` -> ``$.accounts['0252-1']...``."""
+    out = ["$"]
+    for segment in path:
+        if isinstance(segment, int):
+            out.append(f"[{segment}]")
+        elif _IDENTIFIER.match(segment):
+            out.append(f".{segment}")
+        else:
+            escaped = segment.replace("\\", "\\\\").replace("'", "\\'")
+            out.append(f"['{escaped}']")
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class YamlDoc:
+    """One parsed file: plain data plus the 1-based position of every key and value."""
+
+    path: str
+    data: Any
+    value_marks: Mapping[JsonPath, Location] = field(repr=False)
+    key_marks: Mapping[JsonPath, Location] = field(repr=False)
+    # Keys YAML read as non-strings (already reported), kept under their source text.
+    coerced_keys: frozenset[JsonPath] = frozenset()
+
+    def value_at(self, path: JsonPath) -> Location:
+        """Where the value at ``path`` starts (or its nearest recorded ancestor)."""
+        return self._lookup(self.value_marks, path)
+
+    def key_at(self, path: JsonPath) -> Location:
+        """Where the key naming ``path`` starts; the value's position if it has no key."""
+        if path in self.key_marks:
+            return self.key_marks[path]
+        return self.value_at(path)
+
+    def _lookup(self, marks: Mapping[JsonPath, Location], path: JsonPath) -> Location:
+        for end in range(len(path), -1, -1):
+            found = marks.get(path[:end])
+            if found is not None:
+                return found
+        return Location(self.path, 1, 1)
+
+
+@dataclass(frozen=True)
+class ParseResult:
+    """``doc`` is None when the file could not be turned into data at all."""
+
+    doc: YamlDoc | None
+    problems: tuple[Problem, ...]
+
+
+class _Abort(Exception):
+    """Stops the walk: the file cannot be turned into data (bomb, cycle)."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+def read_yaml_file(path: str) -> ParseResult:
+    """Read and parse one file, refusing files over :data:`MAX_FILE_BYTES` unparsed."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+            if len(raw) > MAX_FILE_BYTES:
+                handle.seek(0, 2)
+                size = handle.tell()
+                return _fail(path, f"file is {size} bytes; the limit is 1 MiB")
+    except OSError as exc:
+        return _fail(path, f"cannot read configuration: {exc.strerror or exc}")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return _fail(path, f"file is not valid UTF-8 (byte {exc.start})")
+    return parse_yaml(text, path=path)
+
+
+def parse_yaml(text: str, *, path: str, max_nodes: int = MAX_NODES) -> ParseResult:
+    """Parse one YAML document into plain data with marks; every problem is returned."""
+    too_deep = _flow_too_deep(text)
+    if too_deep is not None:
+        line, column = _line_col(text, too_deep)
+        message = f"the YAML is nested too deeply (more than {MAX_FLOW_DEPTH} levels)"
+        return ParseResult(None, (Problem(Location(path, line, column), "$", message),))
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = _location(path, mark) if mark is not None else Location(path, 0, 0)
+        return ParseResult(None, (Problem(where, "$", _yaml_message(exc)),))
+    except yaml.reader.ReaderError as exc:
+        line, column = _line_col(text, exc.position)
+        return ParseResult(None, (Problem(Location(path, line, column), "$", exc.reason),))
+    except yaml.YAMLError as exc:  # any other PyYAML failure, still one line
+        return _fail(path, str(exc).splitlines()[0])
+    except RecursionError:
+        return _fail(path, "the YAML is nested too deeply")
+    if root is None:
+        return _fail(path, "the file is empty; expected a mapping with version and accounts")
+    walker = _Walker(path, max_nodes)
+    try:
+        data = walker.value(root, ())
+    except _Abort as stop:
+        return ParseResult(None, (stop.problem,))
+    except RecursionError:
+        return _fail(path, "the YAML is nested too deeply")
+    doc = YamlDoc(
+        path=path,
+        data=data,
+        value_marks=MappingProxyType(walker.value_marks),
+        key_marks=MappingProxyType(walker.key_marks),
+        coerced_keys=frozenset(walker.coerced_keys),
+    )
+    return ParseResult(doc, tuple(walker.problems))
+
+
+def _yaml_message(exc: yaml.MarkedYAMLError) -> str:
+    problem = exc.problem or exc.context or "invalid YAML"
+    # "but found another document" only makes sense after its context.
+    if exc.context and problem.startswith("but "):
+        return f"{exc.context} {problem}"
+    return problem
+
+
+def _flow_too_deep(text: str) -> int | None:
+    """Offset of the first ``[``/``{`` nested deeper than :data:`MAX_FLOW_DEPTH`, roughly.
+
+    Skips quoted strings and comments; anything it misreads is still caught, more
+    slowly, by the RecursionError guard around composing.
+    """
+    if text.count("[") + text.count("{") <= MAX_FLOW_DEPTH:
+        return None
+    depth = 0
+    quote = ""
+    previous = "\n"
+    index = 0
+    size = len(text)
+    while index < size:
+        char = text[index]
+        if quote:
+            if char == "\\" and quote == '"':
+                index += 1
+            elif char == quote:
+                quote = ""
+        elif char == "#" and previous in " \t\n":
+            newline = text.find("\n", index)
+            index = size if newline < 0 else newline
+            char = "\n"
+        elif char in "'\"" and previous in " \t\n[{,:":
+            quote = char
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_FLOW_DEPTH:
+                return index
+        elif char in "]}":
+            depth = max(0, depth - 1)
+        previous = char
+        index += 1
+    return None
+
+
+def _fail(path: str, message: str) -> ParseResult:
+    return ParseResult(None, (Problem(Location(path, 0, 0), "$", message),))
+
+
+def _location(path: str, mark: yaml.Mark) -> Location:
+    return Location(path, mark.line + 1, mark.column + 1)
+
+
+def _line_col(text: str, position: int) -> tuple[int, int]:
+    before = text[:position]
+    return before.count("\n") + 1, position - (before.rfind("\n") + 1) + 1
+
+
+class _Walker:
+    """Turns a node graph into plain values, recording marks and structural problems."""
+
+    def __init__(self, path: str, max_nodes: int) -> None:
+        self.path = path
+        self.max_nodes = max_nodes
+        self.expanded = 0
+        self._visited: set[int] = set()
+        self.value_marks: dict[JsonPath, Location] = {}
+        self.key_marks: dict[JsonPath, Location] = {}
+        self.problems: list[Problem] = []
+        self.coerced_keys: set[JsonPath] = set()
+        # An aliased node is walked once per use; report what is wrong in it once.
+        self._reported: set[tuple[int, int, str]] = set()
+        self._open: set[int] = set()
+        self._constructor = SafeConstructor()
+
+    def value(self, node: Node, path: JsonPath, *, at: Location | None = None) -> Any:
+        # Only re-visits through aliases count: first visits are bounded by the file
+        # size, and a large plain file must not trip the alias-bomb guard.
+        if id(node) in self._visited:
+            self.expanded += 1
+        else:
+            self._visited.add(id(node))
+        if self.expanded > self.max_nodes:
+            raise _Abort(
+                Problem(
+                    self._loc(node),
+                    "$",
+                    f"aliases expand to more than {self.max_nodes} values; "
+                    "refusing to expand (alias bomb?)",
+                )
+            )
+        self.value_marks[path] = at or self._loc(node)
+        if isinstance(node, ScalarNode):
+            return self._scalar(node, path)
+        if id(node) in self._open:
+            raise _Abort(
+                Problem(self._loc(node), format_json_path(path), "an alias refers to itself")
+            )
+        if node.tag not in _COLLECTION_TAGS:  # !!python/object, !!set, !custom: no
+            self._report(node, path, f"unsupported YAML tag {node.tag!r} on a collection")
+        self._open.add(id(node))
+        try:
+            if isinstance(node, SequenceNode):
+                return [self.value(item, (*path, i)) for i, item in enumerate(node.value)]
+            if isinstance(node, MappingNode):
+                return self._mapping(node, path)
+        finally:
+            self._open.discard(id(node))
+        raise _Abort(Problem(self._loc(node), format_json_path(path), "unsupported YAML node"))
+
+    def _scalar(self, node: ScalarNode, path: JsonPath) -> Any:
+        try:
+            return self._constructor.construct_object(node)
+        except yaml.MarkedYAMLError as exc:
+            self._report(node, path, exc.problem or "cannot read this value")
+            return None
+
+    def _mapping(self, node: MappingNode, path: JsonPath) -> dict[str, Any]:
+        pairs: list[tuple[Node, Node]] = []
+        merges: list[Node] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                merges.append(value_node)
+            else:
+                pairs.append((key_node, value_node))
+        # Merged keys first, the first source last, so that explicit keys and then
+        # earlier sources win, for values and marks alike (YAML merge-key order).
+        merged: dict[str, Any] = {}
+        for source in reversed([s for m in merges for s in _merge_sources(m)]):
+            if isinstance(source, MappingNode):
+                merged.update(self.value(source, path))
+            else:
+                self._report(source, path, "a merge key '<<' takes a mapping or a list of mappings")
+        explicit: dict[str, Any] = {}
+        first_line: dict[str, int] = {}
+        for key_node, value_node in pairs:
+            key = self._key(key_node, path)
+            if key is None:
+                continue
+            key_loc = self._loc(key_node)
+            if key in first_line:
+                self._report(
+                    key_node,
+                    (*path, key),
+                    f"duplicate key {key!r} (first defined at line {first_line[key]})",
+                )
+                continue
+            first_line[key] = key_loc.line
+            self.key_marks[(*path, key)] = key_loc
+            # An empty value's own mark points at whatever follows; its key is clearer.
+            at = key_loc if _is_empty_scalar(value_node) else None
+            explicit[key] = self.value(value_node, (*path, key), at=at)
+        if merges:
+            self.value_marks[path] = self._loc(node)
+        return {**merged, **explicit}
+
+    def _key(self, node: Node, path: JsonPath) -> str | None:
+        """The key as a string, or None (reported) when it cannot be one."""
+        if not isinstance(node, ScalarNode):
+            kind = "a list" if isinstance(node, SequenceNode) else "a mapping"
+            self._report(node, path, f"keys must be strings, not {kind}")
+            return None
+        if node.tag == _STR_TAG:
+            return str(node.value)
+        raw = str(node.value)
+        words = _TAG_WORDS.get(node.tag, f"YAML type {node.tag}")
+        shown = raw if raw else "(empty)"
+        quoted = '"' + raw.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if path == ("accounts",):
+            message = f"account name {shown} is read by YAML as {words}; quote it: {quoted}"
+        else:
+            message = (
+                f"key {shown} is read by YAML as {words}; keys must be strings: quote it: {quoted}"
+            )
+        self._report(node, (*path, raw), message)
+        self.coerced_keys.add((*path, raw))
+        return raw  # keep checking the rest as if it had been quoted
+
+    def _report(self, node: Node, path: JsonPath, message: str) -> None:
+        loc = self._loc(node)
+        token = (loc.line, loc.column, message)
+        if token in self._reported:
+            return
+        self._reported.add(token)
+        self.problems.append(Problem(loc, format_json_path(path), message))
+
+    def _loc(self, node: Node) -> Location:
+        return _location(self.path, node.start_mark)
+
+
+def _is_empty_scalar(node: Node) -> bool:
+    return isinstance(node, ScalarNode) and node.value == "" and not node.style
+
+
+def _merge_sources(node: Node) -> list[Node]:
+    return list(node.value) if isinstance(node, SequenceNode) else [node]

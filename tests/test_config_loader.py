@@ -1,0 +1,347 @@
+"""Loading: YAML with positions, files and directories, merging, building DesiredState."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from types import MappingProxyType
+
+import pytest
+
+from reconciler.config import MAX_FILE_BYTES, LoadedConfig, load_config
+from reconciler.config.yamlpos import parse_yaml, read_yaml_file
+from reconciler.errors import ConfigError, Location
+from reconciler.model import Registration, Secret
+
+REPO = Path(__file__).resolve().parent.parent
+VALID = sorted((REPO / "tests" / "cases" / "valid").glob("*.yaml"))
+INVALID = REPO / "tests" / "cases" / "invalid"
+ENV = {"SMS_HOOK_PASSWORD": "sms-secret", "HOOK_USER": "hook-user", "HOOK_PASSWORD": "hook-secret"}
+
+ONE_ACCOUNT = """\
+version: 1
+accounts:
+  "{name}":
+    callbacks:
+      DeviceUsage:
+        url: https://hooks.example.com/{name}
+"""
+
+
+def _write(directory: Path, name: str, text: str) -> Path:
+    target = directory / name
+    target.write_text(text, "utf-8")
+    return target
+
+
+def _errors(path: str | Path, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(str(path), env=env or {}, require_env=True)
+    return caught.value.lines()
+
+
+# --- valid cases ---------------------------------------------------------------------------
+
+
+def test_there_are_valid_cases() -> None:
+    assert len(VALID) >= 5
+
+
+@pytest.mark.parametrize("case", VALID, ids=lambda p: p.stem)
+def test_valid_case_loads_cleanly(case: Path) -> None:
+    loaded = load_config(str(case), env=ENV, require_env=True)
+    assert isinstance(loaded, LoadedConfig)
+    assert loaded.warnings == ()
+    assert loaded.files == (str(case),)
+    assert isinstance(loaded.desired.accounts, MappingProxyType)
+    for name, account in loaded.desired.accounts.items():
+        assert account.name == name
+        assert isinstance(account.callbacks, MappingProxyType)
+
+
+def test_contract_example_builds_the_desired_state() -> None:
+    loaded = load_config(
+        str(REPO / "tests/cases/valid/contract_example.yaml"), env=ENV, require_env=True
+    )
+    account = loaded.desired.accounts["0252012345-00001"]
+    assert account.prune is True
+    assert list(account.callbacks) == ["DeviceUsage", "SMSDeliveryConfirmation", "Fota"]
+    assert account.callbacks["DeviceUsage"] == Registration(
+        url="https://hooks.example.com/thingspace/usage"
+    )
+    sms = account.callbacks["SMSDeliveryConfirmation"]
+    assert sms == Registration(
+        url="https://hooks.example.com:9001/thingspace/sms",
+        username="thingspace",
+        password=Secret("sms-secret"),
+    )
+    assert "sms-secret" not in repr(loaded)
+    with pytest.raises(TypeError):
+        account.callbacks["X"] = sms  # type: ignore[index]
+
+
+def test_merge_keys_and_anchors() -> None:
+    loaded = load_config(str(REPO / "tests/cases/valid/merge_keys.yaml"), env=ENV, require_env=True)
+    first = loaded.desired.accounts["0252012345-00001"]
+    second = loaded.desired.accounts["0252012345-00002"]
+    assert first.prune is True
+    assert second.prune is False
+    assert set(second.callbacks) == {"DeviceUsage", "CarrierService", "StateService"}
+    # An explicit key beats the merged one.
+    assert second.callbacks["DeviceUsage"].url == "https://hooks.example.com/usage-2"
+    assert first.callbacks["DeviceUsage"].url == "https://hooks.example.com/usage"
+    state = second.callbacks["StateService"]
+    assert state.url == "https://hooks.example.com/state"
+    assert state.username == "hook-user"
+    assert state.password == Secret("hook-secret")
+
+
+def test_quoted_numeric_account_names_keep_leading_zeros() -> None:
+    loaded = load_config(
+        str(REPO / "tests/cases/valid/quoted_numeric_accounts.yaml"), env={}, require_env=True
+    )
+    assert list(loaded.desired.accounts) == ["0252012345", "0000012345", "2024-01-01"]
+
+
+def test_prune_defaults_to_true_and_false_is_kept() -> None:
+    loaded = load_config(str(REPO / "tests/cases/valid/prune_false.yaml"), env={}, require_env=True)
+    assert loaded.desired.accounts["TestAccount-2"].prune is False
+
+
+# --- positions -------------------------------------------------------------------------------
+
+
+def test_marks_for_keys_and_values() -> None:
+    text = 'version: 1\naccounts:\n  "A-1":\n    callbacks:\n      QoS:\n        url:  https://x.example.com/\n'
+    parsed = parse_yaml(text, path="f.yaml")
+    assert parsed.problems == ()
+    doc = parsed.doc
+    assert doc is not None
+    url = ("accounts", "A-1", "callbacks", "QoS", "url")
+    assert doc.value_at(url) == Location("f.yaml", 6, 15)
+    assert doc.key_at(url) == Location("f.yaml", 6, 9)
+    assert doc.key_at(("accounts", "A-1")) == Location("f.yaml", 3, 3)
+    assert doc.value_at(("version",)) == Location("f.yaml", 1, 10)
+    # An unknown deeper path falls back to its nearest known ancestor.
+    assert doc.value_at((*url, "nothing")) == Location("f.yaml", 6, 15)
+
+
+def test_empty_value_points_at_its_key() -> None:
+    parsed = parse_yaml("version: 1\naccounts:\n\n\nother: 1\n", path="f.yaml")
+    assert parsed.doc is not None
+    assert parsed.doc.data["accounts"] is None
+    assert parsed.doc.value_at(("accounts",)) == Location("f.yaml", 2, 1)
+
+
+def test_merged_values_point_into_the_anchor() -> None:
+    text = "base: &b\n  url: https://a.example.com/\nuse:\n  <<: *b\n  extra: 1\n"
+    parsed = parse_yaml(text, path="f.yaml")
+    assert parsed.doc is not None
+    assert parsed.doc.data["use"] == {"url": "https://a.example.com/", "extra": 1}
+    assert parsed.doc.value_at(("use", "url")) == Location("f.yaml", 2, 8)
+    assert parsed.doc.value_at(("use", "extra")) == Location("f.yaml", 5, 10)
+
+
+def test_yaml_scalars_become_plain_values() -> None:
+    parsed = parse_yaml("a: 1\nb: 1.5\nc: true\nd: null\ne: [x, 'y']\nf: '0252'\n", path="f.yaml")
+    assert parsed.doc is not None
+    assert parsed.doc.data == {"a": 1, "b": 1.5, "c": True, "d": None, "e": ["x", "y"], "f": "0252"}
+
+
+def test_multiple_problems_in_one_walk() -> None:
+    parsed = parse_yaml("a: 1\na: 2\n5: x\nb: {c: 1, c: 2}\n", path="f.yaml")
+    assert [str(p) for p in parsed.problems] == [
+        "f.yaml:2:1: $.a: duplicate key 'a' (first defined at line 1)",
+        "f.yaml:3:1: $['5']: key 5 is read by YAML as a number; "
+        'keys must be strings: quote it: "5"',
+        "f.yaml:4:11: $.b.c: duplicate key 'c' (first defined at line 4)",
+    ]
+    assert parsed.doc is not None
+    assert parsed.doc.data == {"a": 1, "5": "x", "b": {"c": 1}}
+
+
+# --- hostile input -------------------------------------------------------------------------
+
+
+def test_alias_bomb_fails_fast() -> None:
+    start = time.perf_counter()
+    lines = _errors(INVALID / "alias_bomb.yaml")
+    elapsed = time.perf_counter() - start
+    assert elapsed < 2.0
+    assert len(lines) == 1
+    assert "aliases expand to more than 20000 values" in lines[0]
+
+
+def test_wide_alias_bomb_in_a_real_field_fails_fast(tmp_path: Path) -> None:
+    levels = ['x: &l0 {url: "https://a.example.com/"}']
+    for level in range(1, 12):
+        refs = ", ".join(f"k{i}: *l{level - 1}" for i in range(10))
+        levels.append(f"y{level}: &l{level} {{{refs}}}")
+    text = "version: 1\naccounts: {}\n" + "\n".join(levels) + "\n"
+    start = time.perf_counter()
+    lines = _errors(_write(tmp_path, "bomb.yaml", text))
+    assert time.perf_counter() - start < 2.0
+    assert len(lines) == 1 and "refusing to expand" in lines[0]
+
+
+def test_deep_nesting_fails_fast(tmp_path: Path) -> None:
+    text = "version: 1\naccounts: " + "[" * 200_000 + "]" * 200_000 + "\n"
+    start = time.perf_counter()
+    lines = _errors(_write(tmp_path, "deep.yaml", text))
+    assert time.perf_counter() - start < 2.0
+    assert lines == [
+        f"{tmp_path / 'deep.yaml'}:2:111: $: the YAML is nested too deeply (more than 100 levels)"
+    ]
+
+
+def test_deep_block_nesting_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    text = "a:\n" + "".join("  " * i + "- \n" for i in range(1, 800))
+    lines = _errors(_write(tmp_path, "deep.yaml", text))
+    assert lines == [f"{tmp_path / 'deep.yaml'}: $: the YAML is nested too deeply"]
+
+
+def test_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
+    # Deliberately invalid YAML: a parse would report a syntax error instead.
+    big = _write(tmp_path, "big.yaml", "[" + "x" * MAX_FILE_BYTES)
+    size = big.stat().st_size
+    start = time.perf_counter()
+    assert _errors(big) == [f"{big}: $: file is {size} bytes; the limit is 1 MiB"]
+    assert time.perf_counter() - start < 1.0
+
+
+def test_file_of_exactly_the_limit_is_parsed(tmp_path: Path) -> None:
+    head = "version: 1\naccounts: {}\n"
+    target = _write(tmp_path, "edge.yaml", head + "#" * (MAX_FILE_BYTES - len(head) - 1) + "\n")
+    assert target.stat().st_size == MAX_FILE_BYTES
+    assert load_config(str(target), env={}, require_env=True).desired.accounts == {}
+
+
+def test_not_utf8(tmp_path: Path) -> None:
+    target = tmp_path / "latin1.yaml"
+    target.write_bytes(b"version: 1\naccounts: {}\n# caf\xe9\n")
+    assert _errors(target) == [f"{target}: $: file is not valid UTF-8 (byte 29)"]
+
+
+def test_unknown_tag_is_reported(tmp_path: Path) -> None:
+    target = _write(tmp_path, "tag.yaml", "version: 1\naccounts: !!python/object:os.system {}\n")
+    assert _errors(target) == [
+        f"{target}:2:11: $.accounts: unsupported YAML tag "
+        "'tag:yaml.org,2002:python/object:os.system' on a collection"
+    ]
+    scalar = _write(tmp_path, "scalar.yaml", "version: !!python/name:os.system x\naccounts: {}\n")
+    assert _errors(scalar) == [
+        f"{scalar}:1:10: $.version: could not determine a constructor for the tag "
+        "'tag:yaml.org,2002:python/name:os.system'",
+        f"{scalar}:1:10: $.version: unsupported version null; this tscallbacks reads version 1",
+    ]
+
+
+def test_read_yaml_file_missing() -> None:
+    result = read_yaml_file("/nonexistent/tscallbacks/x.yaml")
+    assert result.doc is None
+    assert [str(p) for p in result.problems] == [
+        "/nonexistent/tscallbacks/x.yaml: $: cannot read configuration: No such file or directory"
+    ]
+
+
+# --- files and directories -------------------------------------------------------------------
+
+
+def test_missing_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    assert _errors(missing) == [
+        f"{missing}: $: cannot read configuration: No such file or directory"
+    ]
+
+
+def test_empty_directory(tmp_path: Path) -> None:
+    _write(tmp_path, "README.md", "not configuration\n")
+    assert _errors(tmp_path) == [
+        f"{tmp_path}: $: cannot read configuration: no *.yaml or *.yml files in the directory"
+    ]
+
+
+def test_directory_merges_files_in_sorted_order(tmp_path: Path) -> None:
+    _write(tmp_path, "b.yml", ONE_ACCOUNT.format(name="B-2"))
+    _write(tmp_path, "a.yaml", ONE_ACCOUNT.format(name="A-1"))
+    _write(tmp_path, "c.yaml.bak", "this: [is not read\n")
+    (tmp_path / "sub.yaml").mkdir()
+    loaded = load_config(str(tmp_path), env={}, require_env=True)
+    assert loaded.files == (str(tmp_path / "a.yaml"), str(tmp_path / "b.yml"))
+    assert list(loaded.desired.accounts) == ["A-1", "B-2"]
+    assert loaded.desired.accounts["B-2"].callbacks["DeviceUsage"].url == (
+        "https://hooks.example.com/B-2"
+    )
+
+
+def test_same_account_in_two_files(tmp_path: Path) -> None:
+    _write(tmp_path, "a.yaml", ONE_ACCOUNT.format(name="A-1"))
+    _write(tmp_path, "b.yaml", "# second team\n" + ONE_ACCOUNT.format(name="A-1"))
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    assert _errors(tmp_path) == [
+        f"{second}:4:3: $.accounts['A-1']: account 'A-1' is already declared in {first} (line 3)"
+    ]
+
+
+def test_problems_of_all_files_sorted_by_file_line_column(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "b.yaml",
+        "version: 1\naccounts:\n  X: {callbacks: {QoS: {url: 'https://localhost/'}}}\n",
+    )
+    _write(
+        tmp_path,
+        "a.yaml",
+        "version: 2\naccounts:\n  Y: {callbacks: {Qos: {url: 'http://q.example.com/'}}}\n",
+    )
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    assert _errors(tmp_path) == [
+        f"{a}:1:10: $.version: unsupported version 2; this tscallbacks reads version 1",
+        f"{a}:3:19: $.accounts.Y.callbacks.Qos: unknown service 'Qos'; did you mean 'QoS'?",
+        f"{a}:3:30: $.accounts.Y.callbacks.Qos.url: warning: plain http: callbacks carry "
+        "device data; use https",
+        f"{b}:3:30: $.accounts.X.callbacks.QoS.url: host localhost is this machine "
+        "(localhost); Verizon cannot reach it",
+    ]
+
+
+def test_broken_file_does_not_hide_the_others(tmp_path: Path) -> None:
+    _write(tmp_path, "a.yaml", "version: [1\n")
+    _write(tmp_path, "b.yaml", "version: 1\n")
+    lines = _errors(tmp_path)
+    assert len(lines) == 2
+    assert lines[0].startswith(f"{tmp_path / 'a.yaml'}:2:1: $: ")
+    assert lines[1] == f"{tmp_path / 'b.yaml'}:1:1: $: missing required field 'accounts'"
+
+
+def test_relative_paths_are_reported_as_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    assert _errors("tests/cases/invalid/wrong_version.yaml") == [
+        "tests/cases/invalid/wrong_version.yaml:1:10: $.version: unsupported version 2; "
+        "this tscallbacks reads version 1"
+    ]
+
+
+def test_only_alias_expansion_counts_towards_the_limit() -> None:
+    plain = "items:\n" + "".join(f"  - {{url: u{n}, n: {n}}}\n" for n in range(200))
+    parsed = parse_yaml(plain, path="f.yaml", max_nodes=50)  # ~600 values, none aliased
+    assert parsed.problems == ()
+    assert parsed.doc is not None and len(parsed.doc.data["items"]) == 200
+    aliased = "a: &a [1, 2, 3, 4, 5, 6, 7, 8, 9]\nb: [*a, *a, *a, *a, *a, *a]\n"
+    assert parse_yaml(aliased, path="f.yaml", max_nodes=60).problems == ()
+    refused = parse_yaml(aliased, path="f.yaml", max_nodes=59)
+    assert refused.doc is None
+    assert [p.message for p in refused.problems] == [
+        "aliases expand to more than 59 values; refusing to expand (alias bomb?)"
+    ]
+
+
+def test_shared_callbacks_merged_into_many_accounts(tmp_path: Path) -> None:
+    lines = ["version: 1", "accounts:", '  "A-0":', "    callbacks: &shared"]
+    lines += [f"      {s}: {{url: 'https://h.example.com/{s}'}}" for s in ("DeviceUsage", "QoS")]
+    for n in range(1, 300):
+        lines += [f'  "A-{n}":', "    callbacks:", "      <<: *shared"]
+    target = _write(tmp_path, "shared.yaml", "\n".join(lines) + "\n")
+    loaded = load_config(str(target), env={}, require_env=True)
+    assert len(loaded.desired.accounts) == 300
+    assert set(loaded.desired.accounts["A-299"].callbacks) == {"DeviceUsage", "QoS"}
