@@ -1,0 +1,276 @@
+"""ThingSpace authentication: one OAuth2 bearer plus one M2M session, shared by all threads.
+
+Five consecutive refused M2M logins lock the ThingSpace user until Verizon support
+unlocks it. So the :class:`Authenticator` logs in once under a lock (threads that
+waited reuse the result), never retries a login refused for credentials, and
+remembers that refusal: every later call fails at once without touching the network.
+Retrying logins that failed on 429/5xx/network errors is the wire's job, like any call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import requests
+from requests.auth import AuthBase, HTTPBasicAuth
+
+from reconciler.credentials import Credentials
+from reconciler.errors import ApiError, AuthError
+
+TOKEN_PATH = "/api/ts/v1/oauth2/token"
+LOGIN_PATH = "/api/m2m/v1/session/login"
+LOGOUT_PATH = "/api/m2m/v1/session/logout"
+
+DEFAULT_EXPIRES_IN = 3600.0
+_NO_TOKEN = "unexpected response: no access_token"
+_NO_SESSION = "unexpected response: no sessionToken"
+RENEW_MARGIN = 60.0  # renew the bearer this long before it expires (less for short lifetimes)
+# A login that timed out may still have counted as a failure on Verizon's side, and
+# five failures lock the user: retry logins less than ordinary calls.
+LOGIN_ATTEMPTS = 3
+
+
+class Wire(Protocol):
+    """What the authenticator needs from the HTTP layer (implemented in ``client.py``)."""
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        kind: str,
+        auth: AuthBase,
+        json: Any = None,
+        data: Any = None,
+        attempts: int | None = None,
+    ) -> requests.Response:
+        """One logical request with retries; returns the first non-retryable answer.
+
+        Raises ApiError/TransportError when retries run out.
+        """
+        ...
+
+    def error(
+        self,
+        method: str,
+        path: str,
+        response: requests.Response,
+        *,
+        cls: type[ApiError] = ApiError,
+        detail: str | None = None,
+    ) -> ApiError:
+        """The typed error for an error answer, with every known secret scrubbed."""
+        ...
+
+
+class TokenAuth(AuthBase):
+    """Sets ``Authorization: Bearer`` and, once logged in, ``VZ-M2M-Token``."""
+
+    def __init__(self, bearer: str, session: str | None = None) -> None:
+        self._bearer = bearer
+        self._session = session
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Authorization"] = f"Bearer {self._bearer}"
+        if self._session is not None:
+            r.headers["VZ-M2M-Token"] = self._session
+        return r
+
+    def __repr__(self) -> str:
+        return "TokenAuth(<hidden>)"
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """The pair every API call sends.
+
+    ``generation`` counts session logins: a 401 answered to tokens of an older
+    generation means another thread has already logged in again.
+    """
+
+    generation: int
+    bearer: str = field(repr=False)
+    session: str = field(repr=False)
+
+    def auth(self) -> TokenAuth:
+        return TokenAuth(self.bearer, self.session)
+
+
+def _status_ok(response: requests.Response) -> bool:
+    return 200 <= response.status_code < 300
+
+
+def _json_object(response: requests.Response) -> dict[str, Any] | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+class Authenticator:
+    """Holds the shared tokens; every method is safe to call from any thread."""
+
+    def __init__(self, wire: Wire, credentials: Credentials, *, clock: Callable[[], float]) -> None:
+        self._wire = wire
+        self._credentials = credentials
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failure: AuthError | None = None
+        self._bearer: str | None = None
+        self._bearer_renew_at = 0.0
+        self._session: str | None = None
+        self._generation = 0
+        self._seen: list[str] = []  # every token ever obtained, for redaction
+        self._seen_lock = threading.Lock()
+        self.token_grants = 0
+        self.logins = 0
+        self.relogins = 0
+
+    # -- public -----------------------------------------------------------------------
+
+    def current(self) -> Tokens:
+        """Valid tokens, logging in (once, shared) or renewing the bearer when needed."""
+        self._raise_if_failed()
+        with self._lock:
+            self._raise_if_failed()
+            return self._ensure()
+
+    def renew(self, stale: Tokens) -> Tokens:
+        """After a 401 with ``stale``: re-authenticate, unless another thread already did."""
+        self._raise_if_failed()
+        with self._lock:
+            self._raise_if_failed()
+            if self._session is not None and self._generation != stale.generation:
+                return self._ensure()
+            self._bearer = None
+            self._session = None
+            self.relogins += 1
+            return self._ensure()
+
+    def close(self) -> None:
+        """Best-effort logout of the M2M session; never raises."""
+        with self._lock:
+            bearer, session = self._bearer, self._session
+            self._session = None
+            self._generation += 1
+        if bearer is None or session is None:
+            return
+        # Logout is a courtesy (the session expires by itself), so nothing may escape.
+        with contextlib.suppress(Exception):
+            self._wire.send(
+                "POST", LOGOUT_PATH, kind="auth", auth=TokenAuth(bearer, session), attempts=1
+            )
+
+    def secrets(self) -> list[str]:
+        # Its own lock: error building calls this while a login holds ``_lock``.
+        with self._seen_lock:
+            return list(self._seen)
+
+    @property
+    def failure(self) -> AuthError | None:
+        return self._failure
+
+    # -- internals (called with the lock held) ------------------------------------------
+
+    def _raise_if_failed(self) -> None:
+        failed = self._failure
+        if failed is not None:
+            # A fresh copy per raise: one shared instance would pile up tracebacks
+            # across threads; the text is the same.
+            raise AuthError(
+                failed.method,
+                failed.path,
+                failed.status,
+                failed.error_code,
+                failed.error_message,
+                detail=failed.detail,
+            )
+
+    def _refuse(self, error: ApiError) -> None:
+        self._failure = AuthError(
+            error.method,
+            error.path,
+            error.status,
+            error.error_code,
+            error.error_message,
+            detail="credentials refused; not retried: repeated failed logins lock the user",
+        )
+        self._raise_if_failed()
+
+    def _ensure(self) -> Tokens:
+        if self._bearer is None or self._clock() >= self._bearer_renew_at:
+            self._obtain_bearer()
+        if self._session is None:
+            self._login()
+        assert self._bearer is not None and self._session is not None
+        return Tokens(self._generation, self._bearer, self._session)
+
+    def _obtain_bearer(self) -> None:
+        started = self._clock()
+        creds = self._credentials
+        response = self._wire.send(
+            "POST",
+            TOKEN_PATH,
+            kind="auth",
+            auth=HTTPBasicAuth(creds.client_id, creds.client_secret),
+            data={"grant_type": "client_credentials"},
+        )
+        if response.status_code in (400, 401):
+            self._refuse(self._wire.error("POST", TOKEN_PATH, response, cls=AuthError))
+        if not _status_ok(response):
+            raise self._wire.error("POST", TOKEN_PATH, response)
+        body = _json_object(response)
+        token = body.get("access_token") if body else None
+        if not isinstance(token, str) or not token:
+            raise ApiError("POST", TOKEN_PATH, response.status_code, detail=_NO_TOKEN)
+        self._remember(token)
+        lifetime = _expires_in(body.get("expires_in") if body else None)
+        self._bearer = token
+        self._bearer_renew_at = started + lifetime - min(RENEW_MARGIN, lifetime / 10)
+        self.token_grants += 1
+
+    def _login(self) -> None:
+        assert self._bearer is not None
+        creds = self._credentials
+        response = self._wire.send(
+            "POST",
+            LOGIN_PATH,
+            kind="auth",
+            auth=TokenAuth(self._bearer),
+            json={"username": creds.username, "password": creds.password},
+            attempts=LOGIN_ATTEMPTS,
+        )
+        # Every login runs with a bearer obtained moments ago, so a refusal here is
+        # about the user's credentials (or permissions), not a stale bearer.
+        if response.status_code in (400, 401, 403):
+            self._refuse(self._wire.error("POST", LOGIN_PATH, response, cls=AuthError))
+        if not _status_ok(response):
+            raise self._wire.error("POST", LOGIN_PATH, response)
+        body = _json_object(response)
+        token = body.get("sessionToken") if body else None
+        if not isinstance(token, str) or not token:
+            raise ApiError("POST", LOGIN_PATH, response.status_code, detail=_NO_SESSION)
+        self._remember(token)
+        self._session = token
+        self._generation += 1
+        self.logins += 1
+
+    def _remember(self, token: str) -> None:
+        with self._seen_lock:
+            if token not in self._seen:
+                self._seen.append(token)
+
+
+def _expires_in(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return DEFAULT_EXPIRES_IN
+    try:
+        seconds = float(value)
+    except ValueError:
+        return DEFAULT_EXPIRES_IN
+    return seconds if seconds > 0 else DEFAULT_EXPIRES_IN

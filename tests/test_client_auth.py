@@ -1,0 +1,388 @@
+"""Authentication of the ThingSpace client: token, M2M login, sharing, refusal memory."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+import requests
+import requests_mock as rm
+
+from reconciler.auth import LOGIN_PATH, LOGOUT_PATH, TOKEN_PATH
+from reconciler.client import ClientOptions, ThingSpaceClient
+from reconciler.credentials import Credentials
+from reconciler.errors import ApiError, AuthError, TransportError
+from reconciler.model import Family
+
+BASE = "https://ts.example.test"
+LIST_URL = f"{BASE}/api/m2m/v1/callbacks/0252012345-00001"
+ACCOUNT = "0252012345-00001"
+CREDS = Credentials(
+    client_id="client-id-1",
+    client_secret="client-secret-XYZ",
+    username="api-user",
+    password="user-password-PQR",
+)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def token_responses(count: int = 20, expires_in: int = 3600) -> list[dict[str, Any]]:
+    return [
+        {"json": {"access_token": f"bearer-{i}", "token_type": "bearer", "expires_in": expires_in}}
+        for i in range(1, count + 1)
+    ]
+
+
+def login_responses(count: int = 20) -> list[dict[str, Any]]:
+    return [{"json": {"sessionToken": f"session-{i}"}} for i in range(1, count + 1)]
+
+
+@pytest.fixture
+def api(requests_mock: rm.Mocker) -> rm.Mocker:
+    requests_mock.post(BASE + TOKEN_PATH, token_responses())
+    requests_mock.post(BASE + LOGIN_PATH, login_responses())
+    requests_mock.post(BASE + LOGOUT_PATH, json={})
+    requests_mock.get(LIST_URL, json=[])
+    return requests_mock
+
+
+def last(m: rm.Mocker) -> Any:
+    """The last request seen (typed loosely: the stubs allow None)."""
+    assert m.last_request is not None
+    return m.last_request
+
+
+def make_client(
+    *,
+    clock: Callable[[], float] | None = None,
+    sleeps: list[float] | None = None,
+    **options: Any,
+) -> ThingSpaceClient:
+    recorded = sleeps if sleeps is not None else []
+    return ThingSpaceClient(
+        BASE,
+        CREDS,
+        options=ClientOptions(**options),
+        sleep=recorded.append,
+        clock=clock or FakeClock(),
+    )
+
+
+def calls(m: rm.Mocker, path: str, method: str = "POST") -> list[Any]:
+    return [r for r in m.request_history if r.method == method and r.path == path.lower()]
+
+
+def test_auth_flow_order_and_headers(api: rm.Mocker) -> None:
+    client = make_client()
+    assert client.list_callbacks(ACCOUNT, Family.M2M) == []
+
+    token, login, listing = api.request_history
+    assert (token.method, token.path) == ("POST", TOKEN_PATH)
+    basic = base64.b64encode(b"client-id-1:client-secret-XYZ").decode()
+    assert token.headers["Authorization"] == f"Basic {basic}"
+    assert parse_qs(token.text) == {"grant_type": ["client_credentials"]}
+    assert "VZ-M2M-Token" not in token.headers
+
+    assert (login.method, login.path) == ("POST", LOGIN_PATH)
+    assert login.headers["Authorization"] == "Bearer bearer-1"
+    assert login.headers["Content-Type"] == "application/json"
+    assert login.json() == {"username": "api-user", "password": "user-password-PQR"}
+    assert "VZ-M2M-Token" not in login.headers
+
+    assert listing.method == "GET"
+    assert listing.headers["Authorization"] == "Bearer bearer-1"
+    assert listing.headers["VZ-M2M-Token"] == "session-1"
+    for request in api.request_history:
+        timeout: Any = request.timeout
+        assert timeout == (10.0, 30.0)
+
+
+def test_tokens_are_reused_between_calls(api: rm.Mocker) -> None:
+    client = make_client()
+    for _ in range(3):
+        client.list_callbacks(ACCOUNT, Family.M2M)
+    assert len(calls(api, TOKEN_PATH)) == 1
+    assert len(calls(api, LOGIN_PATH)) == 1
+    stats = client.stats()
+    assert stats.count("GET", "api") == 3
+    assert stats.count("POST", "auth") == 2
+    assert (stats.token_grants, stats.logins, stats.relogins) == (1, 1, 0)
+
+
+def test_bearer_renewed_shortly_before_expiry(api: rm.Mocker) -> None:
+    clock = FakeClock()
+    client = make_client(clock=clock)
+    client.list_callbacks(ACCOUNT, Family.M2M)
+    clock.now += 3000  # well inside the hour
+    client.list_callbacks(ACCOUNT, Family.M2M)
+    assert len(calls(api, TOKEN_PATH)) == 1
+    clock.now += 550  # 3550 s: within the renewal margin of a 3600 s token
+    client.list_callbacks(ACCOUNT, Family.M2M)
+    assert len(calls(api, TOKEN_PATH)) == 2
+    assert len(calls(api, LOGIN_PATH)) == 1  # the M2M session is kept
+    assert last(api).headers["Authorization"] == "Bearer bearer-2"
+    assert last(api).headers["VZ-M2M-Token"] == "session-1"
+
+
+def test_threads_share_one_login(requests_mock: rm.Mocker) -> None:
+    def slow_token(request: Any, context: Any) -> dict[str, Any]:
+        time.sleep(0.05)  # keep the other threads waiting on the login
+        return {"access_token": "bearer-1", "expires_in": 3600}
+
+    requests_mock.post(BASE + TOKEN_PATH, json=slow_token)
+    requests_mock.post(BASE + LOGIN_PATH, json={"sessionToken": "session-1"})
+    requests_mock.get(LIST_URL, json=[])
+    client = make_client(parallelism=8)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            client.list_callbacks(ACCOUNT, Family.M2M)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(calls(requests_mock, TOKEN_PATH)) == 1
+    assert len(calls(requests_mock, LOGIN_PATH)) == 1
+    assert len(calls(requests_mock, LIST_URL.removeprefix(BASE), "GET")) == 8
+
+
+def test_401_relogs_once_and_retries(api: rm.Mocker) -> None:
+    api.get(LIST_URL, [{"status_code": 401, "json": {"errorCode": "INVALID_ACCESS"}}, {"json": []}])
+    client = make_client()
+    assert client.list_callbacks(ACCOUNT, Family.M2M) == []
+    assert len(calls(api, TOKEN_PATH)) == 2
+    assert len(calls(api, LOGIN_PATH)) == 2
+    first, second = calls(api, LIST_URL.removeprefix(BASE), "GET")
+    assert first.headers["VZ-M2M-Token"] == "session-1"
+    assert second.headers["VZ-M2M-Token"] == "session-2"
+    assert second.headers["Authorization"] == "Bearer bearer-2"
+    assert client.stats().relogins == 1
+
+
+def test_second_401_is_auth_error(api: rm.Mocker) -> None:
+    api.get(LIST_URL, status_code=401, json={"errorCode": "INVALID_ACCESS", "errorMessage": "no"})
+    client = make_client()
+    with pytest.raises(AuthError) as info:
+        client.list_callbacks(ACCOUNT, Family.M2M)
+    assert "GET /api/m2m/v1/callbacks/0252012345-00001" in str(info.value)
+    assert info.value.status == 401
+    assert len(calls(api, LIST_URL.removeprefix(BASE), "GET")) == 2
+    assert len(calls(api, LOGIN_PATH)) == 2
+
+
+def test_stale_401_reuses_a_newer_login() -> None:
+    """Two threads holding the same expired tokens: only the first re-authenticates."""
+    with rm.Mocker() as m:
+        m.post(BASE + TOKEN_PATH, token_responses())
+        m.post(BASE + LOGIN_PATH, login_responses())
+        client = make_client()
+        auth = client._auth
+        stale = auth.current()
+        fresh = auth.renew(stale)
+        again = auth.renew(stale)  # the second thread's 401, answered to the old tokens
+        assert again.session == fresh.session == "session-2"
+        assert len(calls(m, LOGIN_PATH)) == 2
+        assert client.stats().relogins == 1
+
+
+@pytest.mark.parametrize("status", [400, 401, 403])
+def test_refused_login_is_never_retried_and_remembered(api: rm.Mocker, status: int) -> None:
+    api.post(
+        BASE + LOGIN_PATH,
+        status_code=status,
+        json={"errorCode": "INVALID_ACCESS", "errorMessage": "bad credentials"},
+    )
+    sleeps: list[float] = []
+    client = make_client(sleeps=sleeps)
+    with pytest.raises(AuthError) as first:
+        client.list_callbacks(ACCOUNT, Family.M2M)
+    assert "POST /api/m2m/v1/session/login" in str(first.value)
+    assert "INVALID_ACCESS" in str(first.value)
+    seen = len(api.request_history)
+    assert len(calls(api, LOGIN_PATH)) == 1
+    assert sleeps == []
+
+    with pytest.raises(AuthError) as later:
+        client.register(ACCOUNT, Family.FOTA, "Fota", _fota())
+    assert str(later.value) == str(first.value)
+
+    from_thread: list[BaseException] = []
+    worker = threading.Thread(
+        target=lambda: _capture(from_thread, client.list_callbacks, ACCOUNT, Family.FOTA)
+    )
+    worker.start()
+    worker.join()
+    assert len(from_thread) == 1 and isinstance(from_thread[0], AuthError)
+    assert len(api.request_history) == seen  # no further request of any kind
+
+
+@pytest.mark.parametrize("status", [400, 401])
+def test_refused_client_credentials_are_remembered(api: rm.Mocker, status: int) -> None:
+    api.post(BASE + TOKEN_PATH, status_code=status, json={"error": "invalid_client"})
+    client = make_client()
+    for _ in range(3):
+        with pytest.raises(AuthError):
+            client.list_callbacks(ACCOUNT, Family.M2M)
+    assert len(api.request_history) == 1
+    assert calls(api, LOGIN_PATH) == []
+
+
+def test_refused_relogin_after_401_is_remembered(api: rm.Mocker) -> None:
+    api.post(
+        BASE + LOGIN_PATH,
+        [{"json": {"sessionToken": "session-1"}}, {"status_code": 401, "json": {}}],
+    )
+    api.get(LIST_URL, status_code=401, json={})
+    client = make_client()
+    with pytest.raises(AuthError):
+        client.list_callbacks(ACCOUNT, Family.M2M)
+    with pytest.raises(AuthError):
+        client.list_callbacks(ACCOUNT, Family.M2M)
+    assert len(calls(api, LOGIN_PATH)) == 2
+    assert len(calls(api, LIST_URL.removeprefix(BASE), "GET")) == 1
+
+
+def test_login_503_then_success_is_retried(api: rm.Mocker) -> None:
+    api.post(
+        BASE + LOGIN_PATH,
+        [
+            {"status_code": 503, "json": {"errorCode": "UNAVAILABLE"}},
+            {"json": {"sessionToken": "session-1"}},
+        ],
+    )
+    sleeps: list[float] = []
+    client = make_client(sleeps=sleeps)
+    assert client.list_callbacks(ACCOUNT, Family.M2M) == []
+    assert len(calls(api, LOGIN_PATH)) == 2
+    assert len(sleeps) == 1
+    assert client.stats().retries == 1
+
+
+def test_token_connection_error_is_retried(api: rm.Mocker) -> None:
+    api.post(
+        BASE + TOKEN_PATH,
+        [
+            {"exc": requests.exceptions.ConnectTimeout},
+            {"json": {"access_token": "bearer-1", "expires_in": 3600}},
+        ],
+    )
+    client = make_client()
+    assert client.list_callbacks(ACCOUNT, Family.M2M) == []
+    assert len(calls(api, TOKEN_PATH)) == 2
+
+
+def test_login_unavailable_is_not_remembered(api: rm.Mocker) -> None:
+    api.post(
+        BASE + LOGIN_PATH,
+        [{"exc": requests.exceptions.ConnectionError}] * 2 + [{"json": {"sessionToken": "s"}}],
+    )
+    client = make_client(max_attempts=2)
+    with pytest.raises(TransportError) as info:
+        client.list_callbacks(ACCOUNT, Family.M2M)
+    assert "POST /api/m2m/v1/session/login" in str(info.value)
+    assert client.list_callbacks(ACCOUNT, Family.M2M) == []
+
+
+def test_login_without_session_token_is_api_error(api: rm.Mocker) -> None:
+    api.post(BASE + LOGIN_PATH, json={"unexpected": True})
+    client = make_client()
+    with pytest.raises(ApiError) as info:
+        client.list_callbacks(ACCOUNT, Family.M2M)
+    assert not isinstance(info.value, AuthError)
+    assert "unexpected response" in str(info.value)
+
+
+def test_close_logs_out_with_both_headers(api: rm.Mocker) -> None:
+    with make_client() as client:
+        client.list_callbacks(ACCOUNT, Family.M2M)
+    logout = last(api)
+    assert (logout.method, logout.path) == ("POST", LOGOUT_PATH)
+    assert logout.headers["Authorization"] == "Bearer bearer-1"
+    assert logout.headers["VZ-M2M-Token"] == "session-1"
+    assert client.stats().count("POST", "auth") == 3
+
+
+def test_close_without_session_sends_nothing(api: rm.Mocker) -> None:
+    make_client().close()
+    assert api.request_history == []
+
+
+def test_close_never_raises(api: rm.Mocker) -> None:
+    api.post(BASE + LOGOUT_PATH, exc=requests.exceptions.ConnectionError)
+    sleeps: list[float] = []
+    client = make_client(sleeps=sleeps)
+    client.list_callbacks(ACCOUNT, Family.M2M)
+    client.close()
+    assert len(calls(api, LOGOUT_PATH)) == 1  # a single attempt, no backoff
+    assert sleeps == []
+
+
+def test_secrets_lists_credentials_and_tokens(api: rm.Mocker) -> None:
+    client = make_client()
+    client.list_callbacks(ACCOUNT, Family.M2M)
+    secrets = client.secrets()
+    for value in ("client-secret-XYZ", "user-password-PQR", "bearer-1", "session-1"):
+        assert value in secrets
+    assert "client-secret-XYZ" not in repr(client)
+    assert "bearer-1" not in repr(client._auth.current())
+    assert "session-1" not in repr(client._auth.current())
+
+
+def test_login_error_echoing_password_is_scrubbed(api: rm.Mocker) -> None:
+    api.post(
+        BASE + LOGIN_PATH,
+        status_code=401,
+        json={
+            "errorCode": "INVALID_ACCESS",
+            "errorMessage": "user api-user password user-password-PQR with bearer-1 refused",
+        },
+    )
+    client = make_client()
+    with pytest.raises(AuthError) as info:
+        client.list_callbacks(ACCOUNT, Family.M2M)
+    for text in (str(info.value), repr(info.value), json.dumps(vars(info.value), default=str)):
+        assert "user-password-PQR" not in text
+        assert "bearer-1" not in text
+    assert "(sensitive)" in str(info.value)
+
+
+def _fota() -> Any:
+    from reconciler.model import Registration
+
+    return Registration(url="https://hooks.example.com/fota")
+
+
+def _capture(sink: list[BaseException], fn: Callable[..., object], *args: object) -> None:
+    try:
+        fn(*args)
+    except BaseException as exc:
+        sink.append(exc)
+
+
+def test_login_is_retried_at_most_three_times(api: rm.Mocker) -> None:
+    # A timed-out login may still count as a failure at Verizon; five lock the user.
+    api.post(BASE + LOGIN_PATH, status_code=503, json={"errorCode": "UNAVAILABLE"})
+    client = make_client(max_attempts=5)
+    with pytest.raises(ApiError):
+        client.list_callbacks(ACCOUNT, Family.M2M)
+    logins = [r for r in api.request_history if r.path == LOGIN_PATH]
+    assert len(logins) == 3
