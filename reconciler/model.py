@@ -9,14 +9,14 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from types import MappingProxyType
 from typing import NamedTuple
 
 SENSITIVE = "(sensitive)"
 
 
-class Family(str, Enum):
+class Family(StrEnum):
     """The API family a callback service belongs to (different URLs and body shapes)."""
 
     M2M = "m2m"  # Connectivity Management: /api/m2m/v1/callbacks
@@ -55,7 +55,8 @@ class Secret:
     def __hash__(self) -> int:
         return hash(("Secret", len(self._value)))
 
-    def __reduce__(self) -> str | tuple[object, ...]:  # refuse pickling: a pickle would carry the value
+    def __reduce__(self) -> str | tuple[object, ...]:
+        # A pickle would carry the value.
         raise TypeError("Secret values cannot be pickled")
 
 

@@ -1,0 +1,239 @@
+"""What each command does, given parsed arguments and an injected console.
+
+Nothing here touches ``sys`` or ``os.environ``: the CLI passes streams and the
+environment in a :class:`Console`, so every command runs in tests without globals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from reconciler import catalog
+from reconciler.client import DEFAULT_ENDPOINT, ClientOptions, ThingSpaceClient, normalize_endpoint
+from reconciler.config import LoadedConfig, load_config
+from reconciler.credentials import Credentials
+from reconciler.errors import ExitStatus, Problem, UsageError
+from reconciler.executor import ChangeResult, apply_plan
+from reconciler.export import render_export
+from reconciler.model import DesiredState, Family
+from reconciler.output import use_color
+from reconciler.plan import Plan
+from reconciler.planner import make_plan
+from reconciler.remote import read_current
+from reconciler.render import renderer
+from reconciler.render.text import render_text
+from reconciler.simulator.cli import run_serve
+from reconciler.simulator.embedded import embedded_simulator
+
+ENV_ENDPOINT = "THINGSPACE_ENDPOINT"
+
+
+class SecretRegistry:
+    """Every secret this run knows, for redacting output: values and live sources."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: set[str] = set()
+        self._sources: list[Callable[[], Iterable[str]]] = []
+
+    def add(self, values: Iterable[str]) -> None:
+        with self._lock:
+            self._values.update(v for v in values if v)
+
+    def add_source(self, source: Callable[[], Iterable[str]]) -> None:
+        with self._lock:
+            self._sources.append(source)
+
+    def values(self) -> list[str]:
+        with self._lock:
+            found = set(self._values)
+            sources = list(self._sources)
+        for source in sources:
+            found.update(v for v in source() if v)
+        return list(found)
+
+
+@dataclass
+class Console:
+    stdin: TextIO
+    stdout: TextIO
+    stderr: TextIO
+    env: Mapping[str, str]
+    secrets: SecretRegistry = field(default_factory=SecretRegistry)
+
+
+def run(args: argparse.Namespace, io: Console) -> ExitStatus:
+    handlers: dict[str, Callable[[argparse.Namespace, Console], ExitStatus]] = {
+        "validate": cmd_validate,
+        "plan": cmd_plan,
+        "apply": cmd_apply,
+        "export": cmd_export,
+        "schema": cmd_schema,
+        "simulator": cmd_simulator,
+    }
+    return handlers[args.command](args, io)
+
+
+def _warn(io: Console, warnings: Iterable[Problem]) -> None:
+    for problem in warnings:
+        io.stderr.write(f"{problem}\n")
+
+
+def _load(args: argparse.Namespace, io: Console, *, require_env: bool) -> LoadedConfig:
+    loaded = load_config(args.config, env=io.env, require_env=require_env)
+    io.secrets.add(loaded.desired.secrets())
+    _warn(io, loaded.warnings)
+    return loaded
+
+
+def cmd_validate(args: argparse.Namespace, io: Console) -> ExitStatus:
+    loaded = _load(args, io, require_env=False)
+    accounts = loaded.desired.accounts
+    registrations = sum(len(a.callbacks) for a in accounts.values())
+    io.stdout.write(
+        f"{args.config}: valid: {len(accounts)} account(s), {registrations} registration(s)"
+        + (f", {len(loaded.warnings)} warning(s)" if loaded.warnings else "")
+        + ".\n"
+    )
+    return ExitStatus.SUCCESS
+
+
+def cmd_schema(args: argparse.Namespace, io: Console) -> ExitStatus:
+    io.stdout.write(catalog.schema_text())
+    return ExitStatus.SUCCESS
+
+
+def cmd_simulator(args: argparse.Namespace, io: Console) -> ExitStatus:
+    return ExitStatus(run_serve(args, env=io.env, stdout=io.stdout))
+
+
+@contextmanager
+def connect(args: argparse.Namespace, io: Console) -> Iterator[ThingSpaceClient]:
+    """One API client for the run: the embedded simulator, or the configured endpoint."""
+    options = ClientOptions(parallelism=args.parallelism)
+    if args.simulator:
+        if args.endpoint:
+            raise UsageError("--simulator and --endpoint cannot be used together")
+        with (
+            embedded_simulator(env=io.env) as (endpoint, credentials),
+            _client(io, endpoint, credentials, options) as client,
+        ):
+            yield client
+        return
+    endpoint = normalize_endpoint(args.endpoint or io.env.get(ENV_ENDPOINT) or DEFAULT_ENDPOINT)
+    credentials = Credentials.from_env(io.env)
+    with _client(io, endpoint, credentials, options) as client:
+        yield client
+
+
+@contextmanager
+def _client(
+    io: Console, endpoint: str, credentials: Credentials, options: ClientOptions
+) -> Iterator[ThingSpaceClient]:
+    io.secrets.add(credentials.secrets())
+    with ThingSpaceClient(endpoint, credentials, options=options) as client:
+        io.secrets.add_source(client.secrets)
+        yield client
+
+
+def wanted_families(desired: DesiredState) -> dict[str, frozenset[Family]]:
+    """Which listings each account needs: its declared families, or all when pruning."""
+    wanted: dict[str, frozenset[Family]] = {}
+    for name, account in desired.accounts.items():
+        if account.prune:
+            wanted[name] = frozenset(Family)
+        else:
+            wanted[name] = frozenset(
+                catalog.family_of(service) or Family.M2M for service in account.callbacks
+            )
+    return wanted
+
+
+def compute_plan(client: ThingSpaceClient, desired: DesiredState, *, parallelism: int) -> Plan:
+    current = read_current(client, wanted_families(desired), parallelism=parallelism)
+    return make_plan(desired, current)
+
+
+def _reject_saved_plans(args: argparse.Namespace) -> None:
+    if getattr(args, "out", None) or getattr(args, "planfile", None):
+        raise UsageError(
+            "saved plans (plan --out / apply PLANFILE) are not available in this version yet"
+        )
+
+
+def cmd_plan(args: argparse.Namespace, io: Console) -> ExitStatus:
+    _reject_saved_plans(args)
+    desired = _load(args, io, require_env=True).desired
+    with connect(args, io) as client:
+        plan = compute_plan(client, desired, parallelism=args.parallelism)
+    color = args.output == "text" and use_color(io.stdout, io.env)
+    renderer(args.output, color=color)(plan, io.stdout)
+    if args.detailed_exitcode and plan.has_changes:
+        return ExitStatus.CHANGES
+    return ExitStatus.SUCCESS
+
+
+def _confirm(io: Console) -> bool:
+    io.stdout.write(
+        "Do you want to perform these actions?\n"
+        "  Only 'yes' will be accepted to approve.\n\n"
+        "  Enter a value: "
+    )
+    io.stdout.flush()
+    answer = io.stdin.readline()
+    io.stdout.write("\n")
+    return answer.strip() == "yes"
+
+
+def cmd_apply(args: argparse.Namespace, io: Console) -> ExitStatus:
+    _reject_saved_plans(args)
+    if not args.auto_approve and not io.stdin.isatty():
+        raise UsageError(
+            "refusing to apply without confirmation: standard input is not a terminal; "
+            "review 'tscallbacks plan' and pass --auto-approve"
+        )
+    desired = _load(args, io, require_env=True).desired
+    color = use_color(io.stdout, io.env)
+    with connect(args, io) as client:
+        plan = compute_plan(client, desired, parallelism=args.parallelism)
+        render_text(plan, io.stdout, color=color)
+        if not plan.has_changes:
+            return ExitStatus.SUCCESS
+        io.stdout.write("\n")
+        if not args.auto_approve and not _confirm(io):
+            raise UsageError("apply cancelled: nothing was changed")
+
+        def report(result: ChangeResult) -> None:
+            io.stdout.write(f"{result}\n")
+            io.stdout.flush()
+
+        outcome = apply_plan(plan, client, parallelism=args.parallelism, on_result=report)
+    io.stdout.write(
+        f"\nApply {'failed' if outcome.failures else 'complete'}! "
+        f"Changes made: {outcome.summary_line()}.\n"
+    )
+    outcome.raise_for_failures()
+    return ExitStatus.SUCCESS
+
+
+def cmd_export(args: argparse.Namespace, io: Console) -> ExitStatus:
+    accounts = list(dict.fromkeys(args.account))
+    with connect(args, io) as client:
+        current = read_current(
+            client, {name: frozenset(Family) for name in accounts}, parallelism=args.parallelism
+        )
+    text, notes = render_export(current, accounts)
+    if args.output_file:
+        with open(args.output_file, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        io.stderr.write(f"Wrote {args.output_file}.\n")
+    else:
+        io.stdout.write(text)
+    for note in notes:
+        io.stderr.write(f"Note: {note}\n")
+    return ExitStatus.SUCCESS

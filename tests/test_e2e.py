@@ -1,0 +1,204 @@
+"""End to end: the installed ``tscallbacks`` command against the simulator over real HTTP."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler.credentials import SIMULATOR_DEFAULTS, Credentials
+from reconciler.simulator import FaultSettings, Simulator, SimulatorConfig
+from tests.e2e_support import EXAMPLE, SMS_SECRET, DirectApi, base_env, run
+
+pytestmark = pytest.mark.e2e
+
+A1, A2, SANDBOX = "0252012345-00001", "0252012345-00002", "TestAccount-2"
+EXAMPLE_WRITES = 10  # registrations declared in examples/callbacks.yaml
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[Simulator]:
+    config = SimulatorConfig(credentials=Credentials.for_simulator({}))
+    with Simulator(config, state_path=tmp_path / "sim.json") as simulator:
+        yield simulator
+
+
+def writes(sim: Simulator) -> list[tuple[str, str]]:
+    return [
+        (r.method, r.path)
+        for r in sim.requests()
+        if r.method in ("POST", "DELETE") and "/callbacks/" in r.path
+    ]
+
+
+def plan_json(sim: Simulator, config: Path = EXAMPLE) -> dict:  # type: ignore[type-arg]
+    result = run("plan", "-c", str(config), "--output", "json", env=base_env(sim.base_url))
+    assert result.code == 0, result.output
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def changes(doc: dict) -> set[tuple[str, str, str]]:  # type: ignore[type-arg]
+    return {(c["action"], c["account"], c["service"]) for c in doc["changes"]}
+
+
+def test_plan_on_empty_state_reads_only(sim: Simulator) -> None:
+    result = run("plan", "-c", str(EXAMPLE), "--detailed-exitcode", env=base_env(sim.base_url))
+    assert result.code == 2, result.output
+    assert "Plan: 10 to create, 0 to update, 0 to delete." in result.stdout
+    assert f"+ create {A1}/Fota (fota)" in result.stdout
+    methods = {(r.method, r.path.split("/")[2]) for r in sim.requests()}
+    # Only GETs on the callback APIs; POSTs only to authenticate.
+    assert all(m == "GET" or p in ("ts", "m2m") for m, p in methods)
+    assert not writes(sim)
+
+
+def test_apply_then_converged(sim: Simulator) -> None:
+    env = base_env(sim.base_url)
+    result = run("apply", "-c", str(EXAMPLE), "--auto-approve", env=env)
+    assert result.code == 0, result.output
+    assert "Apply complete! Changes made: 10 created, 0 updated, 0 deleted." in result.stdout
+    posted = writes(sim)
+    assert len(posted) == EXAMPLE_WRITES and all(m == "POST" for m, _ in posted)
+    assert ("POST", f"/api/fota/v1/callbacks/{A1}") in posted  # Fota goes to the FOTA family
+    assert ("POST", f"/api/m2m/v1/callbacks/{A1}") in posted
+
+    fota = DirectApi(sim.base_url).list(A1, "fota")
+    assert fota == [
+        {"aname": A1, "name": "Fota", "url": "https://hooks.acme-iot.example.com/thingspace/fota"}
+    ]
+
+    again = run("plan", "-c", str(EXAMPLE), "--detailed-exitcode", env=env)
+    assert again.code == 0, again.output
+    assert "No changes." in again.stdout
+
+    sim.clear_requests()
+    second = run("apply", "-c", str(EXAMPLE), "--auto-approve", env=env)
+    assert second.code == 0 and "No changes." in second.stdout
+    assert writes(sim) == []  # idempotent: no write calls at all
+
+
+def test_drift_is_shown_exactly(sim: Simulator) -> None:
+    env = base_env(sim.base_url)
+    assert run("apply", "-c", str(EXAMPLE), "--auto-approve", env=env).code == 0
+    api = DirectApi(sim.base_url)
+    api.register(A1, "DeviceUsage", "https://elsewhere.example.net/usage")  # changed URL
+    api.register(A2, "CarrierService", "https://elsewhere.example.net/carrier")  # undeclared
+    api.deregister(A2, "Fota")  # declared, removed behind our back
+    api.register(SANDBOX, "PromoChanges", "https://elsewhere.example.net/promo")  # prune: false
+
+    doc = plan_json(sim)
+    assert changes(doc) == {
+        ("update", A1, "DeviceUsage"),
+        ("delete", A2, "CarrierService"),
+        ("create", A2, "Fota"),
+    }
+    update = next(c for c in doc["changes"] if c["action"] == "update")
+    assert update["changed_fields"] == ["url"]
+    assert update["before"]["url"] == "https://elsewhere.example.net/usage"
+    assert any("prune is false" in n and "PromoChanges" in n for n in doc["notes"])
+
+    sim.clear_requests()
+    assert run("apply", "-c", str(EXAMPLE), "--auto-approve", env=env).code == 0
+    assert sorted(writes(sim)) == sorted(
+        [
+            ("POST", f"/api/m2m/v1/callbacks/{A1}"),
+            ("DELETE", f"/api/m2m/v1/callbacks/{A2}/name/CarrierService"),
+            ("POST", f"/api/fota/v1/callbacks/{A2}"),
+        ]
+    )
+    # prune: false left the sandbox's extra registration alone
+    assert any(i["serviceName"] == "PromoChanges" for i in api.list(SANDBOX))
+    assert run("plan", "-c", str(EXAMPLE), "--detailed-exitcode", env=env).code == 0
+
+
+def test_undeclared_accounts_are_never_requested(sim: Simulator) -> None:
+    DirectApi(sim.base_url).register("9999999999-00001", "DeviceUsage", "https://x.example.com/a")
+    sim.clear_requests()
+    env = base_env(sim.base_url)
+    assert run("plan", "-c", str(EXAMPLE), env=env).code == 0
+    assert run("apply", "-c", str(EXAMPLE), "--auto-approve", env=env).code == 0
+    touched = {r.account for r in sim.requests() if r.account}
+    assert touched == {A1, A2, SANDBOX}
+    assert all("9999999999" not in r.path for r in sim.requests())
+
+
+def test_prune_false_reads_only_declared_families(sim: Simulator) -> None:
+    sim.clear_requests()
+    assert run("plan", "-c", str(EXAMPLE), env=base_env(sim.base_url)).code == 0
+    sandbox_paths = {r.path for r in sim.requests() if r.account == SANDBOX}
+    assert sandbox_paths == {f"/api/m2m/v1/callbacks/{SANDBOX}"}
+
+
+def test_secrets_never_in_output(sim: Simulator, tmp_path: Path) -> None:
+    env = base_env(sim.base_url)
+    secrets = [
+        SMS_SECRET,
+        SIMULATOR_DEFAULTS["THINGSPACE_CLIENT_SECRET"],
+        SIMULATOR_DEFAULTS["THINGSPACE_PASSWORD"],
+    ]
+    outputs = [
+        run("validate", "-c", str(EXAMPLE), env=env),
+        run("plan", "-c", str(EXAMPLE), env=env),
+        run("plan", "-c", str(EXAMPLE), "--output", "json", env=env),
+        run("plan", "-c", str(EXAMPLE), "--output", "markdown", env=env),
+        run("apply", "-c", str(EXAMPLE), "--auto-approve", env=env),
+    ]
+    # change the password so the plan shows a sensitive update
+    changed = run("plan", "-c", str(EXAMPLE), env={**env, "SMS_HOOK_PASSWORD": "another-secret-2"})
+    outputs.append(changed)
+    assert "~ password = (sensitive) -> (sensitive)" in changed.stdout
+    outputs.append(run("export", "--account", A1, env=env))
+    outputs.append(
+        run("plan", "-c", str(EXAMPLE), env={**env, "THINGSPACE_PASSWORD": "wrong-pass-x"})
+    )
+    for result in outputs:
+        for secret in [*secrets, "another-secret-2", "wrong-pass-x"]:
+            assert secret not in result.output, (secret, result.output)
+    assert outputs[-1].code == 1
+
+
+def test_apply_without_terminal_refuses(sim: Simulator) -> None:
+    result = run("apply", "-c", str(EXAMPLE), env=base_env(sim.base_url))
+    assert result.code == 1
+    assert "--auto-approve" in result.stderr
+    assert writes(sim) == []
+
+
+def test_apply_survives_rate_limits_and_server_errors(sim: Simulator) -> None:
+    sim.set_faults(
+        FaultSettings.from_dict({"rate_limit_next": 2, "retry_after": 0, "server_error_next": 2})
+    )
+    env = base_env(sim.base_url)
+    result = run("apply", "-c", str(EXAMPLE), "--auto-approve", env=env)
+    assert result.code == 0, result.output
+    assert run("plan", "-c", str(EXAMPLE), "--detailed-exitcode", env=env).code == 0
+
+
+def test_partial_failure_reports_and_then_converges(sim: Simulator) -> None:
+    sim.set_faults(FaultSettings.from_dict({"fail_writes": {A2: 400}}))
+    env = base_env(sim.base_url)
+    result = run("apply", "-c", str(EXAMPLE), "--auto-approve", env=env)
+    assert result.code == 1
+    assert "apply failed: 3 of 10 changes failed" in result.stderr
+    assert f"{A2}/DeviceUsage" in result.stderr
+    assert f"{A1}/DeviceUsage: created" in result.stdout
+    sim.set_faults(FaultSettings())
+    assert run("apply", "-c", str(EXAMPLE), "--auto-approve", env=env).code == 0
+    assert run("plan", "-c", str(EXAMPLE), "--detailed-exitcode", env=env).code == 0
+
+
+def test_embedded_simulator_converges_across_processes(tmp_path: Path) -> None:
+    env = base_env()
+    env.pop("THINGSPACE_ENDPOINT", None)
+    for name in SIMULATOR_DEFAULTS:
+        env.pop(name)
+    first = run("apply", "--simulator", "--auto-approve", "-c", str(EXAMPLE), env=env, cwd=tmp_path)
+    assert first.code == 0, first.output
+    assert (tmp_path / ".tscallbacks" / "simulator.json").is_file()
+    second = run(
+        "plan", "--simulator", "--detailed-exitcode", "-c", str(EXAMPLE), env=env, cwd=tmp_path
+    )
+    assert second.code == 0, second.output
+    assert "No changes." in second.stdout
