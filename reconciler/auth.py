@@ -13,13 +13,16 @@ import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
 from reconciler.credentials import Credentials
 from reconciler.errors import ApiError, AuthError
+
+if TYPE_CHECKING:
+    from reconciler.wire import Wire
 
 TOKEN_PATH = "/api/ts/v1/oauth2/token"
 LOGIN_PATH = "/api/m2m/v1/session/login"
@@ -32,39 +35,6 @@ RENEW_MARGIN = 60.0  # renew the bearer this long before it expires (less for sh
 # A login that timed out may still have counted as a failure on Verizon's side, and
 # five failures lock the user: retry logins less than ordinary calls.
 LOGIN_ATTEMPTS = 3
-
-
-class Wire(Protocol):
-    """What the authenticator needs from the HTTP layer (implemented in ``client.py``)."""
-
-    def send(
-        self,
-        method: str,
-        path: str,
-        *,
-        kind: str,
-        auth: AuthBase,
-        json: Any = None,
-        data: Any = None,
-        attempts: int | None = None,
-    ) -> requests.Response:
-        """One logical request with retries; returns the first non-retryable answer.
-
-        Raises ApiError/TransportError when retries run out.
-        """
-        ...
-
-    def error(
-        self,
-        method: str,
-        path: str,
-        response: requests.Response,
-        *,
-        cls: type[ApiError] = ApiError,
-        detail: str | None = None,
-    ) -> ApiError:
-        """The typed error for an error answer, with every known secret scrubbed."""
-        ...
 
 
 class TokenAuth(AuthBase):
@@ -219,7 +189,7 @@ class Authenticator:
             kind="auth",
             auth=HTTPBasicAuth(creds.client_id, creds.client_secret),
             data={"grant_type": "client_credentials"},
-        )
+        ).response
         if response.status_code in (400, 401):
             self._refuse(self._wire.error("POST", TOKEN_PATH, response, cls=AuthError))
         if not _status_ok(response):
@@ -244,7 +214,7 @@ class Authenticator:
             auth=TokenAuth(self._bearer),
             json={"username": creds.username, "password": creds.password},
             attempts=LOGIN_ATTEMPTS,
-        )
+        ).response
         # Every login runs with a bearer obtained moments ago, so a refusal here is
         # about the user's credentials (or permissions), not a stale bearer.
         if response.status_code in (400, 401, 403):

@@ -1,0 +1,252 @@
+"""The wire under the client: retries, backoff, the in-flight bound, counters, errors.
+
+Every request to ThingSpace goes through :meth:`Wire.send`: 429/5xx/connection
+failures are retried with exponential backoff and full jitter (``Retry-After``
+honoured, capped), at most ``parallelism`` requests are on the wire at once, and
+error answers become typed errors with every known secret scrubbed out.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import requests
+from requests.auth import AuthBase
+
+from reconciler import __version__
+from reconciler.errors import ApiError, TransportError
+from reconciler.model import SENSITIVE
+
+if TYPE_CHECKING:
+    from reconciler.client import ClientOptions
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+_MAX_TEXT = 200
+_NON_PRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\uffff]+")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RequestStats:
+    """A snapshot of requests put on the wire (every attempt counts).
+
+    ``kind`` is ``"auth"`` (token, login, logout) or ``"api"`` (callback calls).
+    """
+
+    by_method: Mapping[str, int]
+    by_kind: Mapping[tuple[str, str], int]
+    retries: int
+    token_grants: int
+    logins: int
+    relogins: int
+
+    def count(self, method: str | None = None, kind: str | None = None) -> int:
+        return sum(
+            n
+            for (m, k), n in self.by_kind.items()
+            if (method is None or m == method) and (kind is None or k == kind)
+        )
+
+
+@dataclass(frozen=True)
+class Sent:
+    response: requests.Response
+    ambiguous: bool  # an earlier attempt may have reached the server without a clear answer
+
+
+class Wire:
+    """Retries, backoff, the in-flight bound, counters and error building, in one place."""
+
+    def __init__(
+        self,
+        base: str,
+        session: requests.Session,
+        options: ClientOptions,
+        *,
+        sleep: Callable[[float], None],
+        rng: random.Random,
+        secrets: Callable[[], list[str]],
+    ) -> None:
+        self._base = base
+        self._session = session
+        self._options = options
+        self._sleep = sleep
+        self._rng = rng
+        self._secrets = secrets
+        self._slots = threading.BoundedSemaphore(options.parallelism)
+        self._lock = threading.Lock()
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self.retries = 0
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        kind: str,
+        auth: AuthBase,
+        json: Any = None,
+        data: Any = None,
+        attempts: int | None = None,
+        extra_secrets: Iterable[str] = (),
+    ) -> Sent:
+        """Send with retries; the first non-retryable answer is returned, whatever its status."""
+        limit = min(attempts or self._options.max_attempts, self._options.max_attempts)
+        headers = {"Accept": "application/json", "User-Agent": f"tscallbacks/{__version__}"}
+        if json is not None:
+            headers["Content-Type"] = "application/json"
+        ambiguous = False
+        last: requests.Response | None = None
+        reason = ""
+        for attempt in range(1, limit + 1):
+            if attempt > 1:
+                with self._lock:
+                    self.retries += 1
+            try:
+                with self._slots:  # held only while on the wire, never while backing off
+                    with self._lock:
+                        self._counts[(method, kind)] += 1
+                    response = self._session.request(
+                        method,
+                        self._base + path,
+                        headers=headers,
+                        json=json,
+                        data=data,
+                        auth=auth,
+                        timeout=(self._options.connect_timeout, self._options.read_timeout),
+                        allow_redirects=False,
+                    )
+            except requests.exceptions.SSLError:
+                raise TransportError(method, path, "TLS error (certificate or handshake)") from None
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as exc:
+                ambiguous = True
+                last = None
+                reason = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
+                delay = self._backoff(attempt)
+                log.debug("%s %s: %s (attempt %d/%d)", method, path, reason, attempt, limit)
+            except requests.RequestException as exc:
+                raise TransportError(method, path, type(exc).__name__) from None
+            else:
+                if response.status_code not in RETRYABLE_STATUSES:
+                    return Sent(response, ambiguous)
+                ambiguous = ambiguous or response.status_code != 429
+                last = response
+                after = _retry_after(response.headers.get("Retry-After"))
+                delay = (
+                    min(after, self._options.retry_after_max)
+                    if after is not None
+                    else self._backoff(attempt)
+                )
+                log.debug(
+                    "%s %s: HTTP %d (attempt %d/%d)",
+                    method,
+                    path,
+                    response.status_code,
+                    attempt,
+                    limit,
+                )
+            if attempt < limit:
+                self._sleep(delay)
+        gave_up = f"gave up after {limit} attempt{'s' if limit != 1 else ''}"
+        if last is not None:
+            raise self.error(method, path, last, detail=gave_up, extra_secrets=extra_secrets)
+        raise TransportError(method, path, f"{reason}; {gave_up}")
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self._options.backoff_max, self._options.backoff_base * 2 ** (attempt - 1))
+        return self._rng.uniform(0.0, ceiling)
+
+    def error(
+        self,
+        method: str,
+        path: str,
+        response: requests.Response,
+        *,
+        cls: type[ApiError] = ApiError,
+        detail: str | None = None,
+        extra_secrets: Iterable[str] = (),
+    ) -> ApiError:
+        secrets = sorted({*self._secrets(), *extra_secrets} - {""}, key=len, reverse=True)
+        code: str | None = None
+        message: str | None = None
+        notes = [detail] if detail else []
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+            text = _clip(response.text, secrets) if response.content.strip() else ""
+            notes.append(f"non-JSON error body: {text}" if text else "empty error body")
+        if isinstance(body, dict):
+            if isinstance(body.get("errorCode"), str):
+                code = _clip(body["errorCode"], secrets) or None
+            if isinstance(body.get("errorMessage"), str):
+                message = _clip(body["errorMessage"], secrets) or None
+        if body is not None and code is None and message is None:
+            notes.append("no errorCode/errorMessage in the response")
+        return cls(
+            method, path, response.status_code, code, message, detail="; ".join(notes) or None
+        )
+
+    def snapshot(self, *, token_grants: int, logins: int, relogins: int) -> RequestStats:
+        with self._lock:
+            by_kind = dict(self._counts)
+            retries = self.retries
+        by_method: Counter[str] = Counter()
+        for (method, _kind), n in by_kind.items():
+            by_method[method] += n
+        return RequestStats(
+            by_method=MappingProxyType(dict(by_method)),
+            by_kind=MappingProxyType(by_kind),
+            retries=retries,
+            token_grants=token_grants,
+            logins=logins,
+            relogins=relogins,
+        )
+
+
+def _scrub(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, SENSITIVE)
+    return text
+
+
+def _clip(text: str, secrets: list[str]) -> str:
+    """One short printable line with every secret replaced (before anything is cut off)."""
+    text = _scrub(text, secrets)
+    text = " ".join(_NON_PRINTABLE.sub(" ", text).split())
+    text = _scrub(text, secrets)
+    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
