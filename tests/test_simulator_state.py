@@ -253,13 +253,8 @@ def test_concurrent_registrations_all_land(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
 
 
-SERVE_CODE = """
-import argparse, os, sys
-from reconciler.simulator.cli import add_serve_arguments, run_serve
-parser = argparse.ArgumentParser()
-add_serve_arguments(parser)
-raise SystemExit(run_serve(parser.parse_args(sys.argv[1:]), env=os.environ, stdout=sys.stdout))
-"""
+# The real command a user runs: `tscallbacks simulator serve`.
+SERVE = [str(Path(sys.executable).parent / "tscallbacks"), "simulator", "serve"]
 LINE = re.compile(r"^ThingSpace simulator listening on (http://127\.0\.0\.1:\d+) \(state: (.+)\)$")
 
 
@@ -270,7 +265,7 @@ def clean_env() -> dict[str, str]:
 def test_state_file_survives_sigkill_mid_burst(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     proc = subprocess.Popen(
-        [sys.executable, "-c", SERVE_CODE, "--port", "0", "--state", str(path)],
+        [*SERVE, "--port", "0", "--state", str(path)],
         stdout=subprocess.PIPE,
         text=True,
         env=clean_env(),
@@ -396,7 +391,7 @@ def test_run_serve_in_memory_says_so() -> None:
 
 def test_run_serve_stops_on_sigterm(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-c", SERVE_CODE, "--port", "0"],
+        [*SERVE, "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
