@@ -16,8 +16,9 @@ from typing import TextIO
 from reconciler import catalog
 from reconciler.client import DEFAULT_ENDPOINT, ClientOptions, ThingSpaceClient, normalize_endpoint
 from reconciler.config import LoadedConfig, load_config
+from reconciler.config.schema_check import account_name_problem
 from reconciler.credentials import Credentials
-from reconciler.errors import ExitStatus, Problem, UsageError
+from reconciler.errors import ExitStatus, OutputError, Problem, UsageError
 from reconciler.executor import ChangeResult, apply_plan
 from reconciler.export import render_export
 from reconciler.model import DesiredState, Family
@@ -223,14 +224,21 @@ def cmd_apply(args: argparse.Namespace, io: Console) -> ExitStatus:
 
 def cmd_export(args: argparse.Namespace, io: Console) -> ExitStatus:
     accounts = list(dict.fromkeys(args.account))
+    for name in accounts:
+        problem = account_name_problem(name)
+        if problem:
+            raise UsageError(f"--account {name!r}: {problem}")
     with connect(args, io) as client:
         current = read_current(
             client, {name: frozenset(Family) for name in accounts}, parallelism=args.parallelism
         )
     text, notes = render_export(current, accounts)
     if args.output_file:
-        with open(args.output_file, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        try:
+            with open(args.output_file, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as exc:
+            raise OutputError(f"cannot write {args.output_file}: {exc.strerror}") from None
         io.stderr.write(f"Wrote {args.output_file}.\n")
     else:
         io.stdout.write(text)

@@ -107,7 +107,8 @@ class ApiError(TscError):
         if self.error_message:
             text += f": {self.error_message}"
         if self.detail:
-            text += f" ({self.detail})"
+            # With no HTTP answer at all the detail is the whole story.
+            text += f" {self.detail}" if len(parts) == 1 else f" ({self.detail})"
         return text
 
 
@@ -120,6 +121,10 @@ class TransportError(ApiError):
 
     def __init__(self, method: str, path: str, reason: str) -> None:
         super().__init__(method, path, None, detail=reason)
+
+
+class OutputError(TscError):
+    """A result could not be written where the user asked (file not writable, etc.)."""
 
 
 class ApplyError(TscError):

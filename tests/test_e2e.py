@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -202,3 +204,76 @@ def test_embedded_simulator_converges_across_processes(tmp_path: Path) -> None:
     )
     assert second.code == 0, second.output
     assert "No changes." in second.stdout
+
+
+def test_export_round_trips_to_no_changes(sim: Simulator, tmp_path: Path) -> None:
+    env = base_env(sim.base_url)
+    assert run("apply", "-c", str(EXAMPLE), "--auto-approve", env=env).code == 0
+    exported = tmp_path / "exported.yaml"
+    result = run("export", "--account", A1, "--account", A2, "-o", str(exported), env=env)
+    assert result.code == 0, result.output
+    text = exported.read_text()
+    assert SMS_SECRET not in text and SMS_SECRET not in result.output
+    assert '"0252012345-00001":' in text
+    # the password is exported as a reference, and the note names the variable
+    assert "TSC_0252012345_00001_SMSDELIVERYCONFIRMATION_PASSWORD" in result.stderr
+    plan_env = {**env, "TSC_0252012345_00001_SMSDELIVERYCONFIRMATION_PASSWORD": SMS_SECRET}
+    again = run("plan", "-c", str(exported), "--detailed-exitcode", env=plan_env)
+    assert again.code == 0, again.output
+    # only the exported accounts were read
+    assert all(r.account in (A1, A2, None) for r in sim.requests()[-6:])
+
+
+def test_export_refuses_bad_input(sim: Simulator, tmp_path: Path) -> None:
+    env = base_env(sim.base_url)
+    bad = run("export", "--account", "not an account", env=env)
+    assert bad.code == 1 and "invalid account name" in bad.stderr
+    unwritable = run("export", "--account", A1, "-o", str(tmp_path / "no" / "x.yaml"), env=env)
+    assert unwritable.code == 1
+    assert (
+        unwritable.stderr.startswith("Error: cannot write")
+        and "internal error" not in unwritable.stderr
+    )
+
+
+def logins(sim: Simulator) -> int:
+    return sum(1 for r in sim.requests() if r.path == "/api/m2m/v1/session/login")
+
+
+def test_apply_survives_sessions_expiring_mid_run(sim: Simulator) -> None:
+    sim.set_faults(FaultSettings.from_dict({"latency_ms": 150}))
+    env = base_env(sim.base_url)
+    expired = threading.Event()
+
+    def expire_after_first_write() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not writes(sim):
+            time.sleep(0.02)
+        sim.expire_sessions()
+        expired.set()
+
+    watcher = threading.Thread(target=expire_after_first_write)
+    watcher.start()
+    result = run("apply", "-c", str(EXAMPLE), "--auto-approve", "--parallelism", "1", env=env)
+    watcher.join()
+    assert expired.is_set()
+    assert result.code == 0, result.output
+    assert logins(sim) == 2  # one login, one re-login after the 401; never more
+    sim.set_faults(FaultSettings())
+    assert run("plan", "-c", str(EXAMPLE), "--detailed-exitcode", env=env).code == 0
+
+
+def test_plan_survives_dropped_connections(sim: Simulator) -> None:
+    sim.set_faults(FaultSettings.from_dict({"drop_next": 2}))
+    result = run("plan", "-c", str(EXAMPLE), "--detailed-exitcode", env=base_env(sim.base_url))
+    assert result.code == 2, result.output
+    assert any(r.status is None for r in sim.requests())  # the drops really happened
+
+
+def test_refused_login_is_not_retried(sim: Simulator) -> None:
+    env = base_env(sim.base_url, THINGSPACE_PASSWORD="not-the-password")
+    result = run("apply", "-c", str(EXAMPLE), "--auto-approve", env=env)
+    assert result.code == 1
+    assert "session/login" in result.stderr and "not-the-password" not in result.output
+    assert logins(sim) == 1  # five refused logins would lock the user: we tried once
+    assert not writes(sim)

@@ -41,6 +41,18 @@ def check_schema(doc: YamlDoc) -> list[Problem]:
     return problems
 
 
+def account_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a valid account name per the schema, or None when it is.
+
+    For names that come from elsewhere than a file (``export --account``).
+    """
+    config = {"version": 1, "accounts": {name: {"callbacks": {}}}}
+    for error in _validator().iter_errors(config):
+        if error.validator == "propertyNames" or tuple(error.absolute_path) == ("accounts",):
+            return _property_name_message(("accounts",), name, str(error.validator), error)
+    return None
+
+
 def _translate(doc: YamlDoc, error: Any) -> Iterator[Problem]:
     path: JsonPath = tuple(error.absolute_path)
     validator: str = error.validator
