@@ -178,7 +178,10 @@ def main(
             err.write(f"{line}\n" if line.startswith("  ") else f"{prefix}{line}\n")
         return int(exc.exit_status)
     except KeyboardInterrupt:
-        err.write("Error: interrupted\n")
+        err.write(
+            "Error: interrupted; no new change was started. Changes already made are listed "
+            "above; run 'tscallbacks plan' to see what is left.\n"
+        )
         return int(ExitStatus.ERROR)
     except SystemExit as exc:  # --help / --version
         return int(exc.code or 0) if isinstance(exc.code, int) else 0

@@ -91,11 +91,14 @@ def apply_plan(
     *,
     parallelism: int,
     on_result: Callable[[ChangeResult], None] = lambda result: None,
+    stop: threading.Event | None = None,
 ) -> ApplyReport:
     """Make every change of ``plan``; ``on_result`` hears each result as it completes.
 
     After an authentication refusal nothing more is attempted: the remaining changes are
-    reported as not attempted (the client never retries a refused login).
+    reported as not attempted (the client never retries a refused login). Once ``stop``
+    is set (or the caller is interrupted, e.g. by Ctrl-C) no new change is started;
+    changes already on the wire finish, and the report holds only what was attempted.
     """
     by_account: dict[str, list[Change]] = defaultdict(list)
     for change in plan.changes:
@@ -104,9 +107,12 @@ def apply_plan(
     index = {id(change): i for i, change in enumerate(plan.changes)}
     lock = threading.Lock()
     refused = threading.Event()
+    interrupted = stop if stop is not None else threading.Event()
 
     def run_account(changes: list[Change]) -> None:
         for change in changes:
+            if interrupted.is_set():
+                return  # Ctrl-C: start nothing new; what is in flight finishes
             if refused.is_set():
                 result = ChangeResult(change, error="not attempted: authentication was refused")
             else:
@@ -119,6 +125,11 @@ def apply_plan(
 
     workers = max(1, min(parallelism, len(by_account)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
-        for future in [pool.submit(run_account, changes) for changes in by_account.values()]:
-            future.result()
-    return ApplyReport(tuple(results[i] for i in range(len(plan.changes))))
+        futures = [pool.submit(run_account, changes) for changes in by_account.values()]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            interrupted.set()
+            raise
+    return ApplyReport(tuple(results[i] for i in sorted(results)))

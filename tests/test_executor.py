@@ -93,3 +93,21 @@ def test_empty_plan_makes_no_calls() -> None:
     writer = FakeWriter()
     report = apply_plan(make_plan(desired({"a": {}}), current({})), writer, parallelism=4)
     assert writer.calls == [] and report.results == ()
+
+
+def test_stop_starts_nothing_new() -> None:
+    services = ("DeviceUsage", "QoS", "StateService")
+    plan = make_plan(desired({"a": {s: reg(U) for s in services}}), current({}))
+    stop = threading.Event()
+
+    class Stopping(FakeWriter):
+        def register(
+            self, account: str, family: Family, service: str, registration: Registration
+        ) -> None:
+            super().register(account, family, service, registration)
+            stop.set()  # as Ctrl-C does, while this change is on the wire
+
+    writer = Stopping()
+    report = apply_plan(plan, writer, parallelism=1, stop=stop)
+    assert len(writer.calls) == 1
+    assert [str(r) for r in report.results] == ["a/DeviceUsage: created"]
