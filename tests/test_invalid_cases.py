@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from reconciler.cli import main
 from reconciler.config import load_config
+from reconciler.credentials import SIMULATOR_DEFAULTS, Credentials
 from reconciler.errors import ConfigError
+from reconciler.simulator import Simulator, SimulatorConfig
 
 REPO = Path(__file__).resolve().parent.parent
 CASES = sorted((REPO / "tests" / "cases" / "invalid").glob("*.yaml"))
@@ -42,3 +47,36 @@ def test_invalid_case(case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_every_expected_file_has_its_case() -> None:
     expected = sorted((REPO / "tests" / "cases" / "invalid").glob("*.expected"))
     assert [p.stem for p in expected] == [p.stem for p in CASES]
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[Simulator]:
+    with Simulator(SimulatorConfig(credentials=Credentials.for_simulator({}))) as simulator:
+        yield simulator
+
+
+@pytest.mark.parametrize("command", ["validate", "plan", "apply"])
+@pytest.mark.parametrize("case", CASES, ids=lambda p: p.stem)
+def test_cli_rejects_case_without_network(
+    case: Path, command: str, sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the real CLI: exit 1, the same located lines, no traceback, no request."""
+    monkeypatch.chdir(REPO)
+    relative = case.relative_to(REPO).as_posix()
+    expected = case.with_suffix(".expected").read_text("utf-8").splitlines()
+    if command == "validate":  # an unset variable is only a warning there
+        expected = [line for line in expected if "is not set" not in line]
+        if not any(": warning: " not in line for line in expected):
+            pytest.skip("valid for validate")
+    env = {**ENV, **SIMULATOR_DEFAULTS, "THINGSPACE_ENDPOINT": sim.base_url}
+    argv = [command, "-c", relative, *(["--auto-approve"] if command == "apply" else [])]
+    sim.clear_requests()
+    out, err = io.StringIO(), io.StringIO()
+    code = main(argv, env=env, stdin=io.StringIO(), stdout=out, stderr=err)
+    assert code == 1
+    assert "Traceback" not in err.getvalue()
+    printed = [line for line in err.getvalue().splitlines() if "is not set" not in line]
+    assert printed == [line for line in expected if "is not set" not in line]
+    assert sim.requests() == []
+    for secret in SECRETS:
+        assert secret not in out.getvalue() + err.getvalue()
