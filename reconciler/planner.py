@@ -34,7 +34,8 @@ def _shown(reg: Registration | None, name: str) -> str | None:
     if reg is None:
         return None
     if name == "password":
-        return password_view(reg)
+        # Only shown when known: an unreturned password is not a value worth a line.
+        return password_view(reg) if reg.password_known else None
     value = getattr(reg, name)
     return None if value is None else str(value)
 

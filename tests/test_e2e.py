@@ -277,3 +277,19 @@ def test_refused_login_is_not_retried(sim: Simulator) -> None:
     assert "session/login" in result.stderr and "not-the-password" not in result.output
     assert logins(sim) == 1  # five refused logins would lock the user: we tried once
     assert not writes(sim)
+
+
+def test_adding_a_password_is_drift(sim: Simulator, tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    body = "version: 1\naccounts:\n  A-1:\n    callbacks:\n      DeviceUsage:\n"
+    body += "        url: https://hooks.example.com/u\n"
+    config.write_text(body)
+    env = base_env(sim.base_url)
+    assert run("apply", "-c", str(config), "--auto-approve", env=env).code == 0
+    config.write_text(body + "        password: ${env:SMS_HOOK_PASSWORD}\n")
+    result = run("plan", "-c", str(config), "--detailed-exitcode", env=env)
+    assert result.code == 2, result.output
+    assert "~ password = (none) -> (sensitive)" in result.stdout
+    assert "cannot be checked" not in result.stdout
+    assert run("apply", "-c", str(config), "--auto-approve", env=env).code == 0
+    assert run("plan", "-c", str(config), "--detailed-exitcode", env=env).code == 0

@@ -328,7 +328,8 @@ def test_m2m_register_list_deregister_shapes(client: Client) -> None:
     )  # fmt: skip
     assert r.status_code == 200
     assert client.m2m("GET").json() == [
-        {"accountName": ACCOUNT, "serviceName": "DeviceUsage", "url": "https://hooks.example.com/u"},
+        {"accountName": ACCOUNT, "serviceName": "DeviceUsage", "url": "https://hooks.example.com/u",
+         "username": "", "password": ""},
         {"accountName": ACCOUNT, "serviceName": "SMSDeliveryConfirmation",
          "url": "https://h.example.com:9001/s", "username": "ts", "password": "cb-secret"},
     ]  # fmt: skip
@@ -344,8 +345,9 @@ def test_empty_username_and_password_mean_not_set(client: Client) -> None:
     body = {"name": "QoS", "url": "https://h.example.com/q", "username": "", "password": ""}
     assert client.m2m("POST", json=body).status_code == 200
     assert client.m2m("GET").json() == [
-        {"accountName": ACCOUNT, "serviceName": "QoS", "url": "https://h.example.com/q"}
-    ]
+        {"accountName": ACCOUNT, "serviceName": "QoS", "url": "https://h.example.com/q",
+         "username": "", "password": ""}
+    ]  # fmt: skip
 
 
 def test_registering_again_replaces(client: Client) -> None:
@@ -363,8 +365,9 @@ def test_registering_again_replaces(client: Client) -> None:
         == 200
     )
     assert client.m2m("GET").json() == [
-        {"accountName": ACCOUNT, "serviceName": "DeviceUsage", "url": "https://b.example.com/2"}
-    ]
+        {"accountName": ACCOUNT, "serviceName": "DeviceUsage", "url": "https://b.example.com/2",
+         "username": "", "password": ""}
+    ]  # fmt: skip
 
 
 def test_accounts_are_separate(client: Client) -> None:

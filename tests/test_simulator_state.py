@@ -161,6 +161,7 @@ def test_registrations_survive_a_restart(tmp_path: Path) -> None:
                 "accountName": ACCOUNT,
                 "serviceName": "DeviceUsage",
                 "url": "https://hooks.example.com/DeviceUsage",
+                "username": "",
                 "password": "pw",
             }
         ]

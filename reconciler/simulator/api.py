@@ -230,8 +230,16 @@ class Api:
         refused = self._guard(req, account, write=False)
         if refused:
             return refused
+        # Every item carries all five fields, empty when unset (the SDK's model has them
+        # all): a client can tell "no password" from "not returned".
         items = [
-            {"accountName": account, "serviceName": service, **cb.to_dict()}
+            {
+                "accountName": account,
+                "serviceName": service,
+                "url": cb.url,
+                "username": cb.username or "",
+                "password": cb.password or "",
+            }
             for service, cb in self._listed(account, Family.M2M)
         ]
         return json_response(200, items)
