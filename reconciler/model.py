@@ -76,12 +76,15 @@ class Registration:
 
     ``password_known`` is False when the API did not say whether a password is set
     (it is not promised to return it): then password drift cannot be checked.
+    ``family`` records which API listed an observed registration, so one the catalog
+    does not know is still deregistered through the family that reported it.
     """
 
     url: str
     username: str | None = None
     password: Secret | None = None
     password_known: bool = True
+    family: Family | None = None  # where an observed registration was listed; None if declared
 
 
 @dataclass(frozen=True)

@@ -64,10 +64,15 @@ def _changed_fields(want: Registration, have: Registration) -> tuple[str, ...]:
     return tuple(name for name in _FIELDS if name in changed)
 
 
-def family_for(service: str) -> Family:
-    """The API family serving ``service``. Names outside the catalog can only have come
-    from the M2M listing (the FOTA family knows only ``Fota``)."""
-    return catalog.family_of(service) or Family.M2M
+def family_for(service: str, observed: Registration | None = None) -> Family:
+    """The API family serving ``service``: the catalog's, else the family whose listing
+    reported it (a name the catalog does not know yet)."""
+    known = catalog.family_of(service)
+    if known is not None:
+        return known
+    if observed is not None and observed.family is not None:
+        return observed.family
+    return Family.M2M
 
 
 def make_plan(desired: DesiredState, current: CurrentState) -> Plan:
@@ -109,7 +114,7 @@ def make_plan(desired: DesiredState, current: CurrentState) -> Plan:
 def _change_for(
     key: Key, want: Registration | None, have: Registration | None, *, prune: bool
 ) -> Change | None:
-    family = family_for(key.service)
+    family = family_for(key.service, have)
     if want is not None and have is None:
         return Change(Action.CREATE, key, family, None, want, _field_changes(None, want, _FIELDS))
     if want is not None and have is not None:

@@ -95,6 +95,7 @@ def normalize_m2m(account: str, items: list[dict[str, Any]]) -> dict[str, Regist
             username=username,
             password=secret,
             password_known=known,
+            family=Family.M2M,
         )
     return found
 
@@ -108,7 +109,7 @@ def normalize_fota(account: str, items: list[dict[str, Any]]) -> dict[str, Regis
         if not _belongs(item, "aname", account, path, index):
             continue
         service = _required(item, "name", path, index)
-        found[service] = Registration(url=_required(item, "url", path, index))
+        found[service] = Registration(url=_required(item, "url", path, index), family=Family.FOTA)
     return found
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.model import Family, Key
+from reconciler.model import Family, Key, Registration
 from reconciler.plan import Action
 from reconciler.planner import make_plan
 from tests.helpers import current, desired, reg
@@ -145,3 +145,12 @@ def test_password_never_in_plan_dict() -> None:
     fields = plan.changes[0].fields
     assert fields[0].name == "password" and fields[0].sensitive
     assert (fields[0].before, fields[0].after) == ("(sensitive)", "(sensitive)")
+
+
+def test_unknown_service_is_deleted_through_the_family_that_listed_it() -> None:
+    listed = Registration(url=U1, family=Family.FOTA)
+    plan = make_plan(desired({A: {}}), current({A: {"FotaV2": listed, "NewM2M": reg(U1)}}))
+    assert {c.service: c.family for c in plan.changes} == {
+        "FotaV2": Family.FOTA,
+        "NewM2M": Family.M2M,
+    }

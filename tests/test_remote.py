@@ -18,6 +18,8 @@ from reconciler.errors import ApiError
 from reconciler.model import CurrentState, Family, Key, Registration, Secret
 from reconciler.remote import normalize_fota, normalize_m2m, read_current
 
+M2M, FOTA = Family.M2M, Family.FOTA
+
 BASE = "https://ts.example.test"
 A = "0252012345-00001"
 B = "0252012345-00002"
@@ -58,11 +60,17 @@ def test_m2m_password_states() -> None:
         {"accountName": A, "serviceName": "S4", "url": "https://h/4", "password": None},
     ]
     got = normalize_m2m(A, items)
-    assert got["S1"] == Registration(url="https://h/1", password=Secret("pw1"))
+    assert got["S1"] == Registration(url="https://h/1", password=Secret("pw1"), family=M2M)
     assert got["S1"].password_known is True
-    assert got["S2"] == Registration(url="https://h/2", password=None, password_known=False)
-    assert got["S3"] == Registration(url="https://h/3", password=None, password_known=True)
-    assert got["S4"] == Registration(url="https://h/4", password=None, password_known=True)
+    assert got["S2"] == Registration(
+        url="https://h/2", password=None, password_known=False, family=M2M
+    )
+    assert got["S3"] == Registration(
+        url="https://h/3", password=None, password_known=True, family=M2M
+    )
+    assert got["S4"] == Registration(
+        url="https://h/4", password=None, password_known=True, family=M2M
+    )
     assert "pw1" not in repr(got)
 
 
@@ -87,7 +95,9 @@ def test_m2m_duplicate_service_keeps_last() -> None:
         {"accountName": A, "serviceName": "DeviceUsage", "url": "first"},
         {"accountName": A, "serviceName": "DeviceUsage", "url": "last"},
     ]
-    assert normalize_m2m(A, items) == {"DeviceUsage": Registration("last", password_known=False)}
+    assert normalize_m2m(A, items) == {
+        "DeviceUsage": Registration("last", password_known=False, family=M2M)
+    }
 
 
 @pytest.mark.parametrize(
@@ -117,7 +127,7 @@ def test_fota_items() -> None:
         {"aname": B, "name": "Fota", "url": "https://h/other"},
     ]
     got = normalize_fota(A, items)
-    assert got == {"Fota": Registration(url="https://h/f")}
+    assert got == {"Fota": Registration(url="https://h/f", family=FOTA)}
     assert got["Fota"].password_known is True
     assert got["Fota"].username is None and got["Fota"].password is None
 
@@ -152,8 +162,10 @@ def test_read_current_only_reads_what_was_asked(api: rm.Mocker) -> None:
     }
     assert isinstance(state, CurrentState)
     assert set(state.accounts) == {A, B, "C"}
-    assert state.get(Key(A, "DeviceUsage")) == Registration(url="https://h/u", password_known=False)
-    assert state.get(Key(B, "Fota")) == Registration(url="https://h/f")
+    assert state.get(Key(A, "DeviceUsage")) == Registration(
+        url="https://h/u", password_known=False, family=M2M
+    )
+    assert state.get(Key(B, "Fota")) == Registration(url="https://h/f", family=FOTA)
     assert dict(state.accounts["C"]) == {}
 
 
