@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from types import MappingProxyType
+from typing import Any
 
+import requests
+import requests_mock
+
+from reconciler.auth import LOGIN_PATH, TOKEN_PATH
 from reconciler.model import CurrentState, DesiredAccount, DesiredState, Registration, Secret
 
 
@@ -33,3 +40,33 @@ def current(accounts: dict[str, dict[str, Registration]]) -> CurrentState:
     return CurrentState(
         MappingProxyType({name: MappingProxyType(dict(c)) for name, c in accounts.items()})
     )
+
+
+class InFlightProbe:
+    """A requests-mock response callback that records the peak of concurrent requests."""
+
+    def __init__(self, delay: float = 0.02) -> None:
+        self._lock = threading.Lock()
+        self._delay = delay
+        self._in_flight = 0
+        self.peak = 0
+
+    def __call__(self, request: Any, context: Any) -> list[Any]:
+        with self._lock:
+            self._in_flight += 1
+            self.peak = max(self.peak, self._in_flight)
+        time.sleep(self._delay)
+        with self._lock:
+            self._in_flight -= 1
+        return []
+
+
+def bare_adapter_session(base: str, *, bearer: str, session_token: str) -> tuple[Any, Any]:
+    """A session on a bare requests-mock Adapter answering auth (the Mocker would
+    serialize every send behind one lock and hide concurrency)."""
+    adapter = requests_mock.Adapter()
+    session = requests.Session()
+    session.mount("https://", adapter)
+    adapter.register_uri("POST", base + TOKEN_PATH, json={"access_token": bearer})
+    adapter.register_uri("POST", base + LOGIN_PATH, json={"sessionToken": session_token})
+    return adapter, session

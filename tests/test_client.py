@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -25,6 +24,7 @@ from reconciler.client import (
 from reconciler.credentials import Credentials
 from reconciler.errors import ApiError, AuthError, TransportError, UsageError
 from reconciler.model import Family, Registration, Secret
+from tests.helpers import InFlightProbe, bare_adapter_session
 
 BASE = "https://ts.example.test"
 ACCOUNT = "0252012345-00001"
@@ -380,28 +380,9 @@ def test_stats_count_methods_kinds_and_retries(api: rm.Mocker) -> None:
 
 
 def test_parallelism_bounds_requests_in_flight() -> None:
-    # A bare Adapter on our own session: the Mocker serializes every send behind one lock,
-    # which would hide any concurrency.
-    adapter = rm.Adapter()
-    session = requests.Session()
-    session.mount("https://", adapter)
-    adapter.register_uri("POST", BASE + TOKEN_PATH, json={"access_token": BEARER})
-    adapter.register_uri("POST", BASE + LOGIN_PATH, json={"sessionToken": SESSION})
-    lock = threading.Lock()
-    in_flight = 0
-    peak = 0
-
-    def slow(request: Any, context: Any) -> list[Any]:
-        nonlocal in_flight, peak
-        with lock:
-            in_flight += 1
-            peak = max(peak, in_flight)
-        time.sleep(0.02)
-        with lock:
-            in_flight -= 1
-        return []
-
-    adapter.register_uri("GET", M2M, json=slow)
+    adapter, session = bare_adapter_session(BASE, bearer=BEARER, session_token=SESSION)
+    probe = InFlightProbe()
+    adapter.register_uri("GET", M2M, json=probe)
     client = ThingSpaceClient(BASE, CREDS, options=ClientOptions(parallelism=3), session=session)
     threads = [
         threading.Thread(target=client.list_callbacks, args=(ACCOUNT, Family.M2M))
@@ -412,7 +393,7 @@ def test_parallelism_bounds_requests_in_flight() -> None:
     for t in threads:
         t.join()
     assert sum(r.method == "GET" for r in adapter.request_history) == 12
-    assert 2 <= peak <= 3  # concurrency happened, and never past the bound
+    assert 2 <= probe.peak <= 3  # concurrency happened, and never past the bound
 
 
 # -- endpoint and options ---------------------------------------------------------------

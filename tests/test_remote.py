@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import requests
 import requests_mock as rm
 
 from reconciler.auth import LOGIN_PATH, TOKEN_PATH
@@ -17,6 +14,7 @@ from reconciler.credentials import Credentials
 from reconciler.errors import ApiError
 from reconciler.model import CurrentState, Family, Key, Registration, Secret
 from reconciler.remote import normalize_fota, normalize_m2m, read_current
+from tests.helpers import InFlightProbe, bare_adapter_session
 
 M2M, FOTA = Family.M2M, Family.FOTA
 
@@ -202,25 +200,8 @@ def test_read_current_normalization_failure_is_api_error(api: rm.Mocker) -> None
 
 
 def test_read_current_bounds_workers() -> None:
-    adapter = rm.Adapter()  # a bare Adapter: the Mocker would serialize all sends
-    session = requests.Session()
-    session.mount("https://", adapter)
-    adapter.register_uri("POST", BASE + TOKEN_PATH, json={"access_token": "t"})
-    adapter.register_uri("POST", BASE + LOGIN_PATH, json={"sessionToken": "s"})
-    lock = threading.Lock()
-    in_flight = 0
-    peak = 0
-
-    def slow(request: Any, context: Any) -> list[Any]:
-        nonlocal in_flight, peak
-        with lock:
-            in_flight += 1
-            peak = max(peak, in_flight)
-        time.sleep(0.02)
-        with lock:
-            in_flight -= 1
-        return []
-
+    adapter, session = bare_adapter_session(BASE, bearer="t", session_token="s")
+    slow = InFlightProbe()
     accounts = [f"acct-{i}" for i in range(10)]
     for account in accounts:
         adapter.register_uri("GET", m2m_url(account), json=slow)
@@ -228,4 +209,4 @@ def test_read_current_bounds_workers() -> None:
     wanted = {account: frozenset({Family.M2M}) for account in accounts}
     state = read_current(client, wanted, parallelism=2)
     assert set(state.accounts) == set(accounts)
-    assert peak == 2
+    assert slow.peak == 2
