@@ -24,7 +24,7 @@ from reconciler.export import render_export
 from reconciler.model import DesiredState, Family
 from reconciler.output import use_color
 from reconciler.plan import Plan
-from reconciler.planner import make_plan
+from reconciler.planner import families_to_read, make_plan
 from reconciler.remote import read_current
 from reconciler.render import renderer
 from reconciler.render.text import render_text
@@ -142,21 +142,8 @@ def _client(
         yield client
 
 
-def wanted_families(desired: DesiredState) -> dict[str, frozenset[Family]]:
-    """Which listings each account needs: its declared families, or all when pruning."""
-    wanted: dict[str, frozenset[Family]] = {}
-    for name, account in desired.accounts.items():
-        if account.prune:
-            wanted[name] = frozenset(Family)
-        else:
-            wanted[name] = frozenset(
-                catalog.family_of(service) or Family.M2M for service in account.callbacks
-            )
-    return wanted
-
-
 def compute_plan(client: ThingSpaceClient, desired: DesiredState, *, parallelism: int) -> Plan:
-    current = read_current(client, wanted_families(desired), parallelism=parallelism)
+    current = read_current(client, families_to_read(desired), parallelism=parallelism)
     return make_plan(desired, current)
 
 

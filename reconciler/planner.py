@@ -75,6 +75,17 @@ def family_for(service: str, observed: Registration | None = None) -> Family:
     return Family.M2M
 
 
+def families_to_read(desired: DesiredState) -> dict[str, frozenset[Family]]:
+    """The listings a plan needs per declared account: every family when pruning (an
+    undeclared registration anywhere must be seen), else only the declared services'."""
+    return {
+        name: frozenset(Family)
+        if account.prune
+        else frozenset(family_for(service) for service in account.callbacks)
+        for name, account in desired.accounts.items()
+    }
+
+
 def make_plan(desired: DesiredState, current: CurrentState) -> Plan:
     """Diff declared registrations against observed ones.
 

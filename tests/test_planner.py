@@ -4,7 +4,7 @@ import pytest
 
 from reconciler.model import Family, Key, Registration
 from reconciler.plan import Action
-from reconciler.planner import make_plan
+from reconciler.planner import families_to_read, make_plan
 from tests.helpers import current, desired, reg
 
 A = "0252012345-00001"
@@ -153,4 +153,15 @@ def test_unknown_service_is_deleted_through_the_family_that_listed_it() -> None:
     assert {c.service: c.family for c in plan.changes} == {
         "FotaV2": Family.FOTA,
         "NewM2M": Family.M2M,
+    }
+
+
+def test_families_to_read() -> None:
+    state = desired({"p": {"DeviceUsage": reg(U1)}})
+    assert families_to_read(state) == {"p": frozenset(Family)}
+    kept = desired({"a": {"Fota": reg(U1)}, "b": {"QoS": reg(U1)}, "c": {}}, prune=False)
+    assert families_to_read(kept) == {
+        "a": frozenset({Family.FOTA}),
+        "b": frozenset({Family.M2M}),
+        "c": frozenset(),
     }
