@@ -52,6 +52,6 @@ def schema() -> MappingProxyType[str, Any]:
 
 
 def schema_text() -> str:
-    return resources.files("reconciler.schemas").joinpath("callbacks.schema.json").read_text(
-        "utf-8"
+    return (
+        resources.files("reconciler.schemas").joinpath("callbacks.schema.json").read_text("utf-8")
     )

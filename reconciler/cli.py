@@ -71,9 +71,9 @@ def build_parser(out: TextIO | None = None) -> argparse.ArgumentParser:
     config.add_argument(
         "-c",
         "--config",
-        default="callbacks.yaml",
         metavar="PATH",
-        help="configuration file, or a directory of *.yaml/*.yml files (default: callbacks.yaml)",
+        help="configuration file, or a directory of *.yaml/*.yml files (default: "
+        "callbacks.yaml; for apply PLANFILE, the one the plan was made from)",
     )
     remote = _Parser(add_help=False)
     remote.add_argument(
@@ -118,7 +118,7 @@ def build_parser(out: TextIO | None = None) -> argparse.ArgumentParser:
         action="store_true",
         help="exit 0 when there are no changes, 2 when there are, 1 on error",
     )
-    plan.add_argument("--out", metavar="FILE", help="also save the plan to FILE for apply")
+    plan.add_argument("--out", metavar="FILE", help="also save the plan to FILE, for 'apply FILE'")
 
     apply = sub.add_parser(
         "apply", parents=[debug, config, remote], help="make remote state match the configuration"
@@ -126,7 +126,12 @@ def build_parser(out: TextIO | None = None) -> argparse.ArgumentParser:
     apply.add_argument(
         "--auto-approve", action="store_true", help="apply without asking for confirmation"
     )
-    apply.add_argument("planfile", nargs="?", metavar="PLANFILE", help="apply this saved plan")
+    apply.add_argument(
+        "planfile",
+        nargs="?",
+        metavar="PLANFILE",
+        help="apply exactly this saved plan; refused if remote state changed since",
+    )
 
     export = sub.add_parser(
         "export", parents=[debug, remote], help="write live registrations as a configuration"

@@ -21,13 +21,21 @@ from reconciler.credentials import Credentials
 from reconciler.errors import ExitStatus, OutputError, Problem, UsageError
 from reconciler.executor import ChangeResult, apply_plan
 from reconciler.export import render_export
-from reconciler.model import DesiredState, Family
+from reconciler.model import CurrentState, DesiredState, Family
 from reconciler.output import use_color
 from reconciler.plan import Plan
 from reconciler.planner import families_to_read, make_plan
 from reconciler.remote import read_current
 from reconciler.render import renderer
 from reconciler.render.text import render_text
+from reconciler.saved_plan import (
+    EMBEDDED_SIMULATOR,
+    check_fresh,
+    check_target,
+    make_saved_plan,
+    read_saved_plan,
+    write_saved_plan,
+)
 from reconciler.simulator.cli import run_serve
 from reconciler.simulator.embedded import embedded_simulator
 
@@ -85,8 +93,15 @@ def _warn(io: Console, warnings: Iterable[Problem]) -> None:
         io.stderr.write(f"{problem}\n")
 
 
+DEFAULT_CONFIG = "callbacks.yaml"
+
+
+def config_path(args: argparse.Namespace) -> str:
+    return str(args.config or DEFAULT_CONFIG)
+
+
 def _load(args: argparse.Namespace, io: Console, *, require_env: bool) -> LoadedConfig:
-    loaded = load_config(args.config, env=io.env, require_env=require_env)
+    loaded = load_config(config_path(args), env=io.env, require_env=require_env)
     io.secrets.add(loaded.desired.secrets())
     _warn(io, loaded.warnings)
     return loaded
@@ -97,7 +112,7 @@ def cmd_validate(args: argparse.Namespace, io: Console) -> ExitStatus:
     accounts = loaded.desired.accounts
     registrations = sum(len(a.callbacks) for a in accounts.values())
     io.stdout.write(
-        f"{args.config}: valid: {len(accounts)} account(s), {registrations} registration(s)"
+        f"{config_path(args)}: valid: {len(accounts)} account(s), {registrations} registration(s)"
         + (f", {len(loaded.warnings)} warning(s)" if loaded.warnings else "")
         + ".\n"
     )
@@ -113,20 +128,28 @@ def cmd_simulator(args: argparse.Namespace, io: Console) -> ExitStatus:
     return ExitStatus(run_serve(args, env=io.env, stdout=io.stdout))
 
 
+def target(args: argparse.Namespace, io: Console) -> str:
+    """The API this run talks to: the normalized endpoint, or the embedded simulator
+    (whose port changes every run, so saved plans record it by name)."""
+    if args.simulator:
+        if args.endpoint:
+            raise UsageError("--simulator and --endpoint cannot be used together")
+        return EMBEDDED_SIMULATOR
+    return normalize_endpoint(args.endpoint or io.env.get(ENV_ENDPOINT) or DEFAULT_ENDPOINT)
+
+
 @contextmanager
 def connect(args: argparse.Namespace, io: Console) -> Iterator[ThingSpaceClient]:
     """One API client for the run: the embedded simulator, or the configured endpoint."""
     options = ClientOptions(parallelism=args.parallelism)
-    if args.simulator:
-        if args.endpoint:
-            raise UsageError("--simulator and --endpoint cannot be used together")
+    endpoint = target(args, io)
+    if endpoint == EMBEDDED_SIMULATOR:
         with (
             embedded_simulator(env=io.env) as (endpoint, credentials),
             _client(io, endpoint, credentials, options) as client,
         ):
             yield client
         return
-    endpoint = normalize_endpoint(args.endpoint or io.env.get(ENV_ENDPOINT) or DEFAULT_ENDPOINT)
     credentials = Credentials.from_env(io.env)
     with _client(io, endpoint, credentials, options) as client:
         yield client
@@ -142,25 +165,41 @@ def _client(
         yield client
 
 
-def compute_plan(client: ThingSpaceClient, desired: DesiredState, *, parallelism: int) -> Plan:
-    current = read_current(client, families_to_read(desired), parallelism=parallelism)
-    return make_plan(desired, current)
+@dataclass(frozen=True)
+class Planned:
+    """A plan and what it was computed from (for saving it and checking it later)."""
+
+    plan: Plan
+    current: CurrentState
+    wanted: dict[str, frozenset[Family]]
 
 
-def _reject_saved_plans(args: argparse.Namespace) -> None:
-    if getattr(args, "out", None) or getattr(args, "planfile", None):
-        raise UsageError(
-            "saved plans (plan --out / apply PLANFILE) are not available in this version yet"
-        )
+def compute_plan(client: ThingSpaceClient, desired: DesiredState, *, parallelism: int) -> Planned:
+    wanted = families_to_read(desired)
+    current = read_current(client, wanted, parallelism=parallelism)
+    return Planned(make_plan(desired, current), current, wanted)
 
 
 def cmd_plan(args: argparse.Namespace, io: Console) -> ExitStatus:
-    _reject_saved_plans(args)
     desired = _load(args, io, require_env=True).desired
     with connect(args, io) as client:
-        plan = compute_plan(client, desired, parallelism=args.parallelism)
+        planned = compute_plan(client, desired, parallelism=args.parallelism)
+    plan = planned.plan
     color = args.output == "text" and use_color(io.stdout, io.env)
     renderer(args.output, color=color)(plan, io.stdout)
+    if args.out:
+        saved = make_saved_plan(
+            plan,
+            planned.current,
+            planned.wanted,
+            endpoint=target(args, io),
+            config_path=config_path(args),
+        )
+        write_saved_plan(saved, args.out)
+        io.stderr.write(
+            f"Saved this plan to {args.out}. To make exactly these changes: "
+            f"tscallbacks apply {args.out}\n"
+        )
     if args.detailed_exitcode and plan.has_changes:
         return ExitStatus.CHANGES
     return ExitStatus.SUCCESS
@@ -179,16 +218,29 @@ def _confirm(io: Console) -> bool:
 
 
 def cmd_apply(args: argparse.Namespace, io: Console) -> ExitStatus:
-    _reject_saved_plans(args)
     if not args.auto_approve and not io.stdin.isatty():
         raise UsageError(
             "refusing to apply without confirmation: standard input is not a terminal; "
             "review 'tscallbacks plan' and pass --auto-approve"
         )
+    saved = read_saved_plan(args.planfile) if args.planfile else None
+    if saved is not None:
+        check_target(saved, endpoint=target(args, io), path=args.planfile)
+        if args.config is None:
+            args.config = saved.config_path  # the configuration the plan was made from
     desired = _load(args, io, require_env=True).desired
     color = use_color(io.stdout, io.env)
     with connect(args, io) as client:
-        plan = compute_plan(client, desired, parallelism=args.parallelism)
+        planned = compute_plan(client, desired, parallelism=args.parallelism)
+        plan = planned.plan
+        if saved is not None:
+            check_fresh(
+                saved,
+                planned_wanted=planned.wanted,
+                plan=plan,
+                current=planned.current,
+                path=args.planfile,
+            )
         render_text(plan, io.stdout, color=color)
         if not plan.has_changes:
             return ExitStatus.SUCCESS

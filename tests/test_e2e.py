@@ -293,3 +293,56 @@ def test_adding_a_password_is_drift(sim: Simulator, tmp_path: Path) -> None:
     assert "cannot be checked" not in result.stdout
     assert run("apply", "-c", str(config), "--auto-approve", env=env).code == 0
     assert run("plan", "-c", str(config), "--detailed-exitcode", env=env).code == 0
+
+
+def test_saved_plan_applies_exactly_and_refuses_when_stale(sim: Simulator, tmp_path: Path) -> None:
+    env = base_env(sim.base_url)
+    planfile = tmp_path / "tfplan.json"
+    made = run("plan", "-c", str(EXAMPLE), "--out", str(planfile), env=env)
+    assert made.code == 0, made.output
+    assert SMS_SECRET not in planfile.read_text()
+
+    # Someone changes remote state between plan and apply: refused, nothing written.
+    DirectApi(sim.base_url).register(A1, "PromoChanges", "https://elsewhere.example.net/p")
+    sim.clear_requests()
+    stale = run("apply", "--auto-approve", str(planfile), env=env)
+    assert stale.code == 1
+    assert "stale" in stale.stderr and "remote state changed" in stale.stderr
+    assert writes(sim) == []
+
+    # A fresh plan applies; the config path comes from the plan file itself.
+    assert run("plan", "-c", str(EXAMPLE), "--out", str(planfile), env=env).code == 0
+    sim.clear_requests()
+    applied = run("apply", "--auto-approve", str(planfile), env=env)
+    assert applied.code == 0, applied.output
+    assert len(writes(sim)) == EXAMPLE_WRITES + 1  # ten creates and the PromoChanges delete
+    # Applying the same plan twice is refused: it describes a state that is gone.
+    again = run("apply", "--auto-approve", str(planfile), env=env)
+    assert again.code == 1 and "stale" in again.stderr
+    assert run("plan", "-c", str(EXAMPLE), "--detailed-exitcode", env=env).code == 0
+
+
+def test_saved_plan_refuses_a_changed_configuration(sim: Simulator, tmp_path: Path) -> None:
+    env = base_env(sim.base_url)
+    config = tmp_path / "c.yaml"
+    config.write_text(EXAMPLE.read_text())
+    planfile = tmp_path / "plan.json"
+    assert run("plan", "-c", str(config), "--out", str(planfile), env=env).code == 0
+    config.write_text(EXAMPLE.read_text().replace("/thingspace/qos", "/thingspace/qos2"))
+    result = run("apply", "--auto-approve", str(planfile), env=env)
+    assert result.code == 1 and "different changes" in result.stderr
+    assert writes(sim) == []
+
+
+def test_saved_plan_with_embedded_simulator(tmp_path: Path) -> None:
+    env = {k: v for k, v in base_env().items() if k not in SIMULATOR_DEFAULTS}
+    planfile = tmp_path / "plan.json"
+    made = run(
+        "plan", "--simulator", "-c", str(EXAMPLE), "--out", str(planfile), env=env, cwd=tmp_path
+    )
+    assert made.code == 0, made.output
+    applied = run("apply", "--simulator", "--auto-approve", str(planfile), env=env, cwd=tmp_path)
+    assert applied.code == 0, applied.output
+    # the same plan against a real endpoint is refused before anything is sent
+    other = run("apply", "--auto-approve", str(planfile), env=base_env("http://127.0.0.1:9"))
+    assert other.code == 1 and "was made against embedded-simulator" in other.stderr

@@ -1,0 +1,209 @@
+"""Saved plans: ``plan --out FILE`` writes one, ``apply PLANFILE`` applies exactly it.
+
+A saved plan holds the plan's secret-free serialization plus what it was computed
+from: the endpoint, the configuration path, and a digest of the remote state that
+was read. Applying it re-reads the same listings and re-plans; it refuses, changing
+nothing, unless the remote state is unchanged and the fresh plan is exactly the saved
+one. Password values are never recorded, not even hashed (a hash of a short password
+can be brute-forced from a CI artifact): the digest covers only whether a password is
+set, so a password changed behind our back counts only when it changes the plan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from reconciler import __version__
+from reconciler.errors import OutputError, TscError
+from reconciler.model import CurrentState, Family
+from reconciler.plan import FORMAT_VERSION, Plan, password_view
+
+KIND = "tscallbacks-saved-plan"
+EMBEDDED_SIMULATOR = "embedded-simulator"
+_MAX_BYTES = 64 * 1024 * 1024
+
+
+class PlanFileError(TscError):
+    """A saved plan cannot be read, or is stale: nothing was changed."""
+
+
+@dataclass(frozen=True)
+class SavedPlan:
+    plan: dict[str, Any]  # Plan.to_dict(): what was shown, and what apply must match
+    endpoint: str
+    config_path: str
+    families: dict[str, list[str]]  # the listings read, per account
+    remote_digest: str
+    created_at: str
+    tscallbacks_version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": KIND,
+            "format_version": FORMAT_VERSION,
+            "tscallbacks_version": self.tscallbacks_version,
+            "created_at": self.created_at,
+            "endpoint": self.endpoint,
+            "config_path": self.config_path,
+            "remote": {"families": self.families, "digest": self.remote_digest},
+            "plan": self.plan,
+        }
+
+    def wanted(self) -> dict[str, frozenset[Family]]:
+        return {a: frozenset(Family(f) for f in fams) for a, fams in self.families.items()}
+
+
+def remote_digest(current: CurrentState, wanted: dict[str, frozenset[Family]]) -> str:
+    """A digest of the observed registrations (never their password values)."""
+    canonical = {
+        account: {
+            "families": sorted(f.value for f in wanted.get(account, frozenset())),
+            "registrations": {
+                service: {
+                    "url": reg.url,
+                    "username": reg.username,
+                    "password": password_view(reg),
+                    "family": reg.family.value if reg.family else None,
+                }
+                for service, reg in sorted(current.accounts.get(account, {}).items())
+            },
+        }
+        for account in sorted(wanted)
+    }
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def make_saved_plan(
+    plan: Plan,
+    current: CurrentState,
+    wanted: dict[str, frozenset[Family]],
+    *,
+    endpoint: str,
+    config_path: str,
+) -> SavedPlan:
+    return SavedPlan(
+        plan=plan.to_dict(),
+        endpoint=endpoint,
+        config_path=config_path,
+        families={a: sorted(f.value for f in fams) for a, fams in sorted(wanted.items())},
+        remote_digest=remote_digest(current, wanted),
+        created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+
+
+def write_saved_plan(saved: SavedPlan, path: str) -> None:
+    """Write atomically (temp file + rename), so a half-written plan never exists."""
+    target = Path(path)
+    text = json.dumps(saved.to_dict(), indent=2) + "\n"
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise OutputError(f"cannot write plan file {path}: {exc.strerror}") from None
+
+
+def read_saved_plan(path: str) -> SavedPlan:
+    """Read and check a plan file; any problem is one PlanFileError line."""
+
+    def bad(why: str) -> PlanFileError:
+        return PlanFileError(f"{path}: not a usable tscallbacks plan file: {why}")
+
+    try:
+        size = os.path.getsize(path)
+        if size > _MAX_BYTES:
+            raise bad(f"{size} bytes is more than any plan")
+        with open(path, encoding="utf-8") as handle:
+            doc = json.load(handle)
+    except OSError as exc:
+        raise PlanFileError(f"{path}: cannot read plan file: {exc.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise bad("it is not JSON") from None
+    if not isinstance(doc, dict) or doc.get("kind") != KIND:
+        raise bad("it was not written by 'tscallbacks plan --out'")
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise bad(
+            f"format version {doc.get('format_version')!r}; this tscallbacks reads "
+            f"{FORMAT_VERSION!r}"
+        )
+    remote, plan = doc.get("remote"), doc.get("plan")
+    fields = (doc.get("endpoint"), doc.get("config_path"), doc.get("created_at"))
+    if not (
+        isinstance(remote, dict)
+        and isinstance(plan, dict)
+        and isinstance(plan.get("changes"), list)
+        and all(isinstance(f, str) for f in fields)
+        and isinstance(remote.get("digest"), str)
+        and _families_ok(remote.get("families"))
+    ):
+        raise bad("it is incomplete or was edited")
+    return SavedPlan(
+        plan=plan,
+        endpoint=doc["endpoint"],
+        config_path=doc["config_path"],
+        families=remote["families"],
+        remote_digest=remote["digest"],
+        created_at=doc["created_at"],
+        tscallbacks_version=str(doc.get("tscallbacks_version", "")),
+    )
+
+
+def _families_ok(value: object) -> bool:
+    known = {f.value for f in Family}
+    return isinstance(value, dict) and all(
+        isinstance(account, str)
+        and isinstance(fams, list)
+        and all(isinstance(f, str) and f in known for f in fams)
+        for account, fams in value.items()
+    )
+
+
+def check_target(saved: SavedPlan, *, endpoint: str, path: str) -> None:
+    """Refuse a plan made against another endpoint (before anything is sent)."""
+    if endpoint != saved.endpoint:
+        raise PlanFileError(
+            f"{path}: the plan was made against {saved.endpoint}, not {endpoint}; nothing "
+            "was changed"
+        )
+
+
+def check_fresh(
+    saved: SavedPlan,
+    *,
+    planned_wanted: dict[str, frozenset[Family]],
+    plan: Plan,
+    current: CurrentState,
+    path: str,
+) -> None:
+    """Refuse (PlanFileError) unless ``plan``/``current`` are exactly what was saved."""
+    rerun = f"run 'tscallbacks plan -c {saved.config_path} --out {path}' again and review it"
+    if planned_wanted != saved.wanted():
+        raise PlanFileError(
+            f"{path}: the saved plan is stale: the configuration now covers different "
+            f"accounts or services; nothing was changed; {rerun}"
+        )
+    if remote_digest(current, saved.wanted()) != saved.remote_digest:
+        raise PlanFileError(
+            f"{path}: the saved plan is stale: remote state changed since it was made; "
+            f"nothing was changed; {rerun}"
+        )
+    if plan.to_dict() != saved.plan:
+        raise PlanFileError(
+            f"{path}: the saved plan is stale: the configuration now asks for different "
+            f"changes; nothing was changed; {rerun}"
+        )
