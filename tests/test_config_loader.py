@@ -7,6 +7,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
+import yaml
 
 from reconciler.config import MAX_FILE_BYTES, LoadedConfig, load_config
 from reconciler.config.yamlpos import parse_yaml, read_yaml_file
@@ -345,3 +346,23 @@ def test_shared_callbacks_merged_into_many_accounts(tmp_path: Path) -> None:
     loaded = load_config(str(target), env={}, require_env=True)
     assert len(loaded.desired.accounts) == 300
     assert set(loaded.desired.accounts["A-299"].callbacks) == {"DeviceUsage", "QoS"}
+
+
+@pytest.mark.skipif(not hasattr(yaml, "CSafeLoader"), reason="PyYAML built without libyaml")
+@pytest.mark.parametrize(
+    "case",
+    [*sorted((REPO / "tests" / "cases").rglob("*.yaml")), REPO / "examples" / "callbacks.yaml"],
+    ids=lambda p: p.stem,
+)
+def test_libyaml_and_pure_parser_agree(case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast parser is only a speed-up: same data, same marks, same problems."""
+    text = case.read_text("utf-8")
+    fast = parse_yaml(text, path="x.yaml")
+    monkeypatch.delattr(yaml, "CSafeLoader")
+    pure = parse_yaml(text, path="x.yaml")
+    assert fast.problems == pure.problems
+    if pure.doc is not None:
+        assert fast.doc is not None
+        assert fast.doc.data == pure.doc.data
+        assert dict(fast.doc.value_marks) == dict(pure.doc.value_marks)
+        assert dict(fast.doc.key_marks) == dict(pure.doc.key_marks)

@@ -131,7 +131,7 @@ def parse_yaml(text: str, *, path: str, max_nodes: int = MAX_NODES) -> ParseResu
         message = f"the YAML is nested too deeply (more than {MAX_FLOW_DEPTH} levels)"
         return ParseResult(None, (Problem(Location(path, line, column), "$", message),))
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = _compose(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = _location(path, mark) if mark is not None else Location(path, 0, 0)
@@ -160,6 +160,21 @@ def parse_yaml(text: str, *, path: str, max_nodes: int = MAX_NODES) -> ParseResu
         coerced_keys=frozenset(walker.coerced_keys),
     )
     return ParseResult(doc, tuple(walker.problems))
+
+
+def _compose(text: str) -> yaml.Node | None:
+    """The node graph, with libyaml's fast parser when PyYAML has it.
+
+    A document libyaml refuses is parsed again by the pure-Python parser, so error
+    messages are the same on every machine, with or without libyaml.
+    """
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is not None:
+        try:
+            return yaml.compose(text, Loader=fast)
+        except (yaml.YAMLError, RecursionError):
+            pass
+    return yaml.compose(text, Loader=yaml.SafeLoader)
 
 
 def _yaml_message(exc: yaml.MarkedYAMLError) -> str:
