@@ -105,6 +105,9 @@ class _HttpHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like the real API
     server_version = "ThingSpaceSimulator/1"
     timeout = 120  # an idle keep-alive connection must not hold a thread forever
+    # Headers and body go out in separate writes; with Nagle's algorithm on, the
+    # client's delayed ACK stalls every keep-alive response by tens of milliseconds.
+    disable_nagle_algorithm = True
 
     def _dispatch(self) -> None:
         server = cast(_Server, self.server)
@@ -159,6 +162,9 @@ class _HttpHandler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # The default listen backlog of 5 drops connection bursts (parallel clients),
+    # and a dropped SYN costs a one-second retransmit.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], api: Api) -> None:
         self.api = api
