@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
 
 from reconciler import __version__, commands
@@ -155,6 +158,24 @@ def build_parser(out: TextIO | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a cancelled CI job, a container stop) stops like Ctrl-C: the changes on
+    the wire finish, nothing new starts, and the run says what it did."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -175,7 +196,8 @@ def main(
     debug = "--debug" in args_list
     try:
         args = build_parser(out).parse_args(args_list)
-        return int(commands.run(args, io))
+        with _terminate_as_interrupt():
+            return int(commands.run(args, io))
     except TscError as exc:
         # Configuration problems already read PATH:LINE:COL: $.path: message.
         prefix = "" if isinstance(exc, ConfigError) else "Error: "
@@ -184,8 +206,8 @@ def main(
         return int(exc.exit_status)
     except KeyboardInterrupt:
         err.write(
-            "Error: interrupted; no new change was started. Changes already made are listed "
-            "above; run 'tscallbacks plan' to see what is left.\n"
+            "Error: interrupted; no new change was started after it. Changes already made "
+            "are listed above; run 'tscallbacks plan' to see where things stand.\n"
         )
         return int(ExitStatus.ERROR)
     except SystemExit as exc:  # --help / --version

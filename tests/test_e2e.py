@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +14,7 @@ import pytest
 
 from reconciler.credentials import SIMULATOR_DEFAULTS, Credentials
 from reconciler.simulator import FaultSettings, Simulator, SimulatorConfig
-from tests.e2e_support import EXAMPLE, SMS_SECRET, DirectApi, base_env, run
+from tests.e2e_support import COMMAND, EXAMPLE, SMS_SECRET, DirectApi, base_env, run
 
 pytestmark = pytest.mark.e2e
 
@@ -346,3 +348,26 @@ def test_saved_plan_with_embedded_simulator(tmp_path: Path) -> None:
     # the same plan against a real endpoint is refused before anything is sent
     other = run("apply", "--auto-approve", str(planfile), env=base_env("http://127.0.0.1:9"))
     assert other.code == 1 and "was made against embedded-simulator" in other.stderr
+
+
+def test_sigterm_mid_apply_stops_cleanly_and_rerun_converges(sim: Simulator) -> None:
+    sim.set_faults(FaultSettings.from_dict({"latency_ms": 200}))
+    env = base_env(sim.base_url)
+    proc = subprocess.Popen(
+        [str(COMMAND), "apply", "-c", str(EXAMPLE), "--auto-approve", "--parallelism", "1"],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not writes(sim):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert "interrupted" in err and "Traceback" not in err
+    done = len(writes(sim))
+    assert 1 <= done < EXAMPLE_WRITES  # it stopped early, after what was on the wire
+    assert out.count(": created") == done  # and said what it did
+    sim.set_faults(FaultSettings())
+    assert run("apply", "-c", str(EXAMPLE), "--auto-approve", env=env).code == 0
+    assert run("plan", "-c", str(EXAMPLE), "--detailed-exitcode", env=env).code == 0
