@@ -13,7 +13,7 @@ import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
@@ -35,6 +35,8 @@ RENEW_MARGIN = 60.0  # renew the bearer this long before it expires (less for sh
 # A login that timed out may still have counted as a failure on Verizon's side, and
 # five failures lock the user: retry logins less than ordinary calls.
 LOGIN_ATTEMPTS = 3
+# A 401 to tokens a re-login made less than this ago is not an expired session.
+FRESH_SECONDS = 60.0
 
 
 class TokenAuth(AuthBase):
@@ -77,7 +79,7 @@ def _status_ok(response: requests.Response) -> bool:
 def _json_object(response: requests.Response) -> dict[str, Any] | None:
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return body if isinstance(body, dict) else None
 
@@ -95,6 +97,8 @@ class Authenticator:
         self._bearer_renew_at = 0.0
         self._session: str | None = None
         self._generation = 0
+        self._renewed_generation = -1  # the generation the last 401-driven re-login made
+        self._renewed_at = 0.0
         self._seen: list[str] = []  # every token ever obtained, for redaction
         self._seen_lock = threading.Lock()
         self.token_grants = 0
@@ -110,17 +114,30 @@ class Authenticator:
             self._raise_if_failed()
             return self._ensure()
 
-    def renew(self, stale: Tokens) -> Tokens:
-        """After a 401 with ``stale``: re-authenticate, unless another thread already did."""
+    def renew(self, stale: Tokens) -> Tokens | None:
+        """After a 401 with ``stale``: re-authenticate, unless another thread already did.
+
+        Returns None when ``stale`` came from a re-login moments ago: a 401 to fresh
+        tokens is not an expired session (a permission problem on one account, say),
+        and logging in again for every such answer would only pile up logins.
+        """
         self._raise_if_failed()
         with self._lock:
             self._raise_if_failed()
             if self._session is not None and self._generation != stale.generation:
                 return self._ensure()
+            if (
+                stale.generation == self._renewed_generation
+                and self._clock() - self._renewed_at < FRESH_SECONDS
+            ):
+                return None
             self._bearer = None
             self._session = None
             self.relogins += 1
-            return self._ensure()
+            tokens = self._ensure()
+            self._renewed_generation = tokens.generation
+            self._renewed_at = self._clock()
+            return tokens
 
     def close(self) -> None:
         """Best-effort logout of the M2M session; never raises."""
@@ -161,16 +178,19 @@ class Authenticator:
                 detail=failed.detail,
             )
 
-    def _refuse(self, error: ApiError) -> None:
+    def _refuse(self, error: ApiError, *, why: str = "credentials refused") -> NoReturn:
+        """Remember ``error`` as final for this client and raise it (as AuthError)."""
+        note = f"{why}; not retried: repeated failed logins lock the user"
         self._failure = AuthError(
             error.method,
             error.path,
             error.status,
             error.error_code,
             error.error_message,
-            detail="credentials refused; not retried: repeated failed logins lock the user",
+            detail=f"{error.detail}; {note}" if error.detail else note,
         )
         self._raise_if_failed()
+        raise AssertionError("unreachable")
 
     def _ensure(self) -> Tokens:
         if self._bearer is None or self._clock() >= self._bearer_renew_at:
@@ -191,7 +211,7 @@ class Authenticator:
             data={"grant_type": "client_credentials"},
         ).response
         if response.status_code in (400, 401):
-            self._refuse(self._wire.error("POST", TOKEN_PATH, response, cls=AuthError))
+            self._refuse(self._wire.error("POST", TOKEN_PATH, response))
         if not _status_ok(response):
             raise self._wire.error("POST", TOKEN_PATH, response)
         body = _json_object(response)
@@ -205,26 +225,33 @@ class Authenticator:
         self.token_grants += 1
 
     def _login(self) -> None:
+        """Log in once. Any failure is final for this client, not only a refusal: we
+        cannot tell which answers Verizon counts towards the lock-out, and a login that
+        timed out may have counted. So at most LOGIN_ATTEMPTS tries per run, ever."""
         assert self._bearer is not None
         creds = self._credentials
-        response = self._wire.send(
-            "POST",
-            LOGIN_PATH,
-            kind="auth",
-            auth=TokenAuth(self._bearer),
-            json={"username": creds.username, "password": creds.password},
-            attempts=LOGIN_ATTEMPTS,
-        ).response
+        try:
+            response = self._wire.send(
+                "POST",
+                LOGIN_PATH,
+                kind="auth",
+                auth=TokenAuth(self._bearer),
+                json={"username": creds.username, "password": creds.password},
+                attempts=LOGIN_ATTEMPTS,
+            ).response
+        except ApiError as error:  # no answer, or only retryable ones, after the attempts
+            self._refuse(error, why="login failed")
         # Every login runs with a bearer obtained moments ago, so a refusal here is
         # about the user's credentials (or permissions), not a stale bearer.
         if response.status_code in (400, 401, 403):
-            self._refuse(self._wire.error("POST", LOGIN_PATH, response, cls=AuthError))
+            self._refuse(self._wire.error("POST", LOGIN_PATH, response))
         if not _status_ok(response):
-            raise self._wire.error("POST", LOGIN_PATH, response)
+            self._refuse(self._wire.error("POST", LOGIN_PATH, response), why="login failed")
         body = _json_object(response)
         token = body.get("sessionToken") if body else None
         if not isinstance(token, str) or not token:
-            raise ApiError("POST", LOGIN_PATH, response.status_code, detail=_NO_SESSION)
+            missing = ApiError("POST", LOGIN_PATH, response.status_code, detail=_NO_SESSION)
+            self._refuse(missing, why="login failed")
         self._remember(token)
         self._session = token
         self._generation += 1
