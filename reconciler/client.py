@@ -24,7 +24,7 @@ from requests.adapters import HTTPAdapter
 
 from reconciler.auth import Authenticator, Tokens
 from reconciler.credentials import Credentials
-from reconciler.errors import ApiError, AuthError, UsageError
+from reconciler.errors import ApiError, UsageError
 from reconciler.model import Family, Registration
 from reconciler.wire import RETRYABLE_STATUSES, RequestStats, Sent, Wire
 
@@ -52,28 +52,33 @@ _SERVICE_FIELD: Mapping[Family, str] = MappingProxyType(
 def normalize_endpoint(url: str) -> str:
     """Validate a base URL: https required, except http to a loopback host (127.0.0.0/8, ::1,
     localhost), which the local simulator uses; no path other than '/', no query, no credentials.
-    Returns it without a trailing slash. Raises UsageError with a one-line message otherwise."""
+    Returns it without a trailing slash. Raises UsageError with a one-line message otherwise.
+
+    Messages never repeat the URL: its user info or query may hold a secret."""
     if not url or any(ch.isspace() or not ch.isprintable() for ch in url):
         raise UsageError("invalid endpoint: empty or contains whitespace/control characters")
+    if "@" in url:
+        raise UsageError("invalid endpoint: a user name or password in the URL is not allowed")
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        raise UsageError(f"invalid endpoint {url!r}: not a valid URL") from None
-    if "@" in parts.netloc:  # never echo the URL: the user info may hold a password
-        raise UsageError("invalid endpoint: a user name or password in the URL is not allowed")
+        raise UsageError(
+            "invalid endpoint: not a valid URL (expected https://HOST[:PORT])"
+        ) from None
     host = (parts.hostname or "").lower()
     scheme = parts.scheme.lower()
     if scheme not in ("https", "http") or not host:
-        raise UsageError(f"invalid endpoint {url!r}: expected https://HOST[:PORT]")
+        raise UsageError("invalid endpoint: expected https://HOST[:PORT]")
+    shown_host = f"[{host}]" if ":" in host else host
+    base = f"{scheme}://{shown_host}" + (f":{port}" if port is not None else "")
     if scheme == "http" and not _is_loopback(host):
         raise UsageError(
-            f"invalid endpoint {url!r}: plain http is only allowed to a loopback host; use https"
+            f"invalid endpoint {base}: plain http is only allowed to a loopback host; use https"
         )
     if parts.path not in ("", "/") or parts.query or parts.fragment or url.endswith(("?", "#")):
-        raise UsageError(f"invalid endpoint {url!r}: must not have a path, query or fragment")
-    shown_host = f"[{host}]" if ":" in host else host
-    return f"{scheme}://{shown_host}" + (f":{port}" if port is not None else "")
+        raise UsageError(f"invalid endpoint {base}: must not have a path, query or fragment")
+    return base
 
 
 def _is_loopback(host: str) -> bool:
@@ -183,9 +188,30 @@ class ThingSpaceClient:
             if registration.password is not None and registration.password.reveal():
                 body["password"] = registration.password.reveal()
                 secrets.append(body["password"])
-        response = self._call("POST", path, json=body, extra_secrets=secrets).response
-        if not 200 <= response.status_code < 300:
-            raise self._wire.error("POST", path, response, extra_secrets=secrets)
+        sent = self._call("POST", path, json=body, extra_secrets=secrets)
+        status = sent.response.status_code
+        if 200 <= status < 300:
+            return
+        if (
+            sent.ambiguous
+            and 400 <= status < 500
+            and self._is_registered(account, family, service, registration)
+        ):
+            return  # an earlier attempt took effect; this one was refused as a repeat
+        raise self._wire.error("POST", path, sent.response, extra_secrets=secrets)
+
+    def _is_registered(
+        self, account: str, family: Family, service: str, registration: Registration
+    ) -> bool:
+        """Whether the listing shows ``service`` registered as ``registration`` says (the
+        URL and username; a password cannot be compared)."""
+        field = _SERVICE_FIELD[family]
+        for item in self.list_callbacks(account, family):
+            if item.get(field) == service and item.get("url") == registration.url:
+                return family is Family.FOTA or (item.get("username") or None) == (
+                    registration.username or None
+                )
+        return False
 
     def deregister(self, account: str, family: Family, service: str) -> None:
         """Remove one listener. When an earlier attempt got no clear answer and a later one
@@ -235,16 +261,25 @@ class ThingSpaceClient:
         )
         if sent.response.status_code != 401:
             return sent
-        tokens = self._auth.renew(tokens)
+        fresh = self._auth.renew(tokens)
+        if fresh is None:  # tokens from a re-login moments ago: not an expired session
+            raise self._wire.error(
+                method,
+                path,
+                sent.response,
+                detail="refused with a fresh login",
+                extra_secrets=extra_secrets,
+            )
         again = self._wire.send(
-            method, path, kind="api", auth=tokens.auth(), json=json, extra_secrets=extra_secrets
+            method, path, kind="api", auth=fresh.auth(), json=json, extra_secrets=extra_secrets
         )
         if again.response.status_code == 401:
+            # The login worked, so this is about this call (a permission on this
+            # account, say), not the credentials: fail the call, not the whole run.
             raise self._wire.error(
                 method,
                 path,
                 again.response,
-                cls=AuthError,
                 detail="refused again after a fresh login",
                 extra_secrets=extra_secrets,
             )
@@ -261,7 +296,7 @@ def _parse_list(path: str, response: requests.Response, family: Family) -> list[
         return []  # FOTA answers an empty body, not [], when nothing is registered
     try:
         body = jsonlib.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise _unexpected(path, response.status_code, "body is not JSON") from None
     if not isinstance(body, list):
         raise _unexpected(path, response.status_code, "expected a JSON array")

@@ -113,6 +113,7 @@ class Wire:
             if attempt > 1:
                 with self._lock:
                     self.retries += 1
+            final: str | None = None  # a failure no retry can mend
             try:
                 with self._slots:  # held only while on the wire, never while backing off
                     with self._lock:
@@ -128,7 +129,7 @@ class Wire:
                         allow_redirects=False,
                     )
             except requests.exceptions.SSLError:
-                raise TransportError(method, path, "TLS error (certificate or handshake)") from None
+                final = "TLS error (certificate or handshake)"
             except (
                 requests.ConnectionError,
                 requests.Timeout,
@@ -140,7 +141,11 @@ class Wire:
                 delay = self._backoff(attempt)
                 log.debug("%s %s: %s (attempt %d/%d)", method, path, reason, attempt, limit)
             except requests.RequestException as exc:
-                raise TransportError(method, path, type(exc).__name__) from None
+                final = type(exc).__name__
+            except ValueError:
+                # e.g. UnicodeEncodeError: a header value (credentials, a token) that
+                # HTTP cannot carry. The exception's text holds the value itself.
+                final = "the request could not be encoded (non-Latin-1 credentials?)"
             else:
                 if response.status_code not in RETRYABLE_STATUSES:
                     return Sent(response, ambiguous)
@@ -160,6 +165,10 @@ class Wire:
                     attempt,
                     limit,
                 )
+            if final is not None:
+                # Raised outside the except block, so no chained exception (whose text
+                # may hold a secret) travels with it.
+                raise TransportError(method, path, final)
             if attempt < limit:
                 self._sleep(delay)
         gave_up = f"gave up after {limit} attempt{'s' if limit != 1 else ''}"
@@ -187,7 +196,7 @@ class Wire:
         notes = [detail] if detail else []
         try:
             body = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             body = None
             text = _clip(response.text, secrets) if response.content.strip() else ""
             notes.append(f"non-JSON error body: {text}" if text else "empty error body")
@@ -242,11 +251,11 @@ def _retry_after(value: str | None) -> float | None:
     except ValueError:
         try:
             when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=UTC)
+            seconds = (when - datetime.now(UTC)).total_seconds()
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
     if seconds != seconds:  # NaN
         return None
     return max(0.0, seconds)

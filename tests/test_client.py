@@ -22,7 +22,7 @@ from reconciler.client import (
     normalize_endpoint,
 )
 from reconciler.credentials import Credentials
-from reconciler.errors import ApiError, AuthError, TransportError, UsageError
+from reconciler.errors import ApiError, TransportError, UsageError
 from reconciler.model import Family, Registration, Secret
 from tests.helpers import InFlightProbe, bare_adapter_session
 
@@ -307,6 +307,29 @@ def test_clear_400_on_delete_is_final_without_listing(api: rm.Mocker) -> None:
     assert api_calls(api, "GET") == []
 
 
+def test_ambiguous_register_confirmed_by_listing(api: rm.Mocker) -> None:
+    # The first POST timed out but took effect; the API refuses the repeat.
+    api.post(M2M, [{"exc": requests.exceptions.ReadTimeout}, {"status_code": 400, "json": {}}])
+    api.get(M2M, json=[{"accountName": ACCOUNT, "serviceName": "QoS", "url": "https://h/q",
+                        "username": "", "password": ""}])  # fmt: skip
+    make_client().register(ACCOUNT, Family.M2M, "QoS", Registration(url="https://h/q"))
+    assert len(api_calls(api, "GET")) == 1
+
+
+def test_ambiguous_register_not_in_listing_raises(api: rm.Mocker) -> None:
+    api.post(M2M, [{"status_code": 503}, {"status_code": 400, "json": {"errorCode": "NO"}}])
+    api.get(M2M, json=[{"accountName": ACCOUNT, "serviceName": "QoS", "url": "https://other"}])
+    with pytest.raises(ApiError, match="NO"):
+        make_client().register(ACCOUNT, Family.M2M, "QoS", Registration(url="https://h/q"))
+
+
+def test_clear_400_on_register_is_final_without_listing(api: rm.Mocker) -> None:
+    api.post(M2M, status_code=400, json={"errorCode": "INVALID_PARAMETER"})
+    with pytest.raises(ApiError, match="INVALID_PARAMETER"):
+        make_client().register(ACCOUNT, Family.M2M, "QoS", Registration(url="https://h/q"))
+    assert api_calls(api, "GET") == []
+
+
 # -- secrets ----------------------------------------------------------------------------
 
 SECRETS = ("client-secret-XYZ", "user-password-PQR", BEARER, SESSION, HOOK_PASSWORD)
@@ -340,7 +363,7 @@ def test_non_json_body_echoing_secrets_is_scrubbed(api: rm.Mocker) -> None:
 
 def test_second_401_echoing_secrets_is_scrubbed(api: rm.Mocker) -> None:
     api.get(M2M, status_code=401, json={"errorMessage": f"token {SESSION} / {BEARER} expired"})
-    with pytest.raises(AuthError) as info:
+    with pytest.raises(ApiError) as info:
         make_client().list_callbacks(ACCOUNT, Family.M2M)
     _assert_no_secret(info.value)
 
@@ -449,3 +472,46 @@ def test_client_validates_endpoint_and_options() -> None:
         ClientOptions(parallelism=0)
     with pytest.raises(UsageError):
         ClientOptions(max_attempts=0)
+
+
+@pytest.mark.parametrize(
+    "retry_after", ["Mon, 01 Jan 99999999999 00:00:00 GMT", "1e400", "nan", "-5", "soon"]
+)
+def test_odd_retry_after_values_never_escape(
+    api: rm.Mocker, sleeps: list[float], retry_after: str
+) -> None:
+    api.get(M2M, [{"status_code": 429, "headers": {"Retry-After": retry_after}}, {"json": []}])
+    assert make_client(sleeps).list_callbacks(ACCOUNT, Family.M2M) == []
+    assert len(sleeps) == 1 and 0 <= sleeps[0] <= 120
+
+
+@pytest.mark.parametrize("status", [200, 400])
+def test_deeply_nested_json_is_a_typed_error(api: rm.Mocker, status: int) -> None:
+    api.get(M2M, status_code=status, content=b"[" * 100_000)
+    with pytest.raises(ApiError):
+        make_client().list_callbacks(ACCOUNT, Family.M2M)
+
+
+def test_unencodable_credentials_are_a_typed_error_without_the_secret(api: rm.Mocker) -> None:
+    creds = Credentials(client_id="id", client_secret="s\u20acret-value", username="u",
+                        password="pw-value")  # fmt: skip
+    client = ThingSpaceClient(BASE, creds, sleep=lambda s: None)
+    with pytest.raises(TransportError) as info:
+        client.list_callbacks(ACCOUNT, Family.M2M)
+    assert "could not be encoded" in str(info.value)
+    assert "ret-value" not in repr(info.value) and info.value.__context__ is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://user:hunter2@host:99999",
+        "https://user:hunter2@ho[st",
+        "https://thingspace.verizon.com/?access_token=hunter2",
+        "https://thingspace.verizon.com/#hunter2",
+    ],
+)
+def test_endpoint_errors_never_repeat_a_secret(url: str) -> None:
+    with pytest.raises(UsageError) as info:
+        normalize_endpoint(url)
+    assert "hunter2" not in str(info.value)
