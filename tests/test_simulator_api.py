@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -590,3 +591,58 @@ def test_admin_reset_clears_everything(sim: Simulator, client: Client) -> None:
         requests.get(f"{sim.base_url}/_simulator/faults", timeout=TIMEOUT).json()["latency_ms"] == 0
     )
     assert_error(client.m2m("GET"), 401, "INVALID_ACCESS")  # sessions are gone
+
+
+def test_unknown_usernames_lock_nobody(sim: Simulator, client: Client) -> None:
+    token = client.token()
+    for n in range(6):
+        r = requests.post(
+            f"{sim.base_url}/api/m2m/v1/session/login",
+            json={"username": f"stranger-{n % 2}", "password": "x"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=TIMEOUT,
+        )
+        assert_error(r, 400, "INVALID_LOGIN")
+    assert client.login(token).status_code == 200
+
+
+def _raw(sim: Simulator, request: bytes) -> bytes:
+    """Send bytes as they are (requests would refuse to) and read the whole answer."""
+    host, port = sim.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=TIMEOUT) as conn:
+        conn.sendall(request)
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        ("POST /api/ts/v1/oauth2/token HTTP/1.1\r\nHost: x\r\nContent-Length: \u00b2\r\n"
+         "Connection: close\r\n\r\n".encode(), b"411"),
+        (b"GET http://[ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"400"),
+        ("POST /api/ts/v1/oauth2/token HTTP/1.1\r\nHost: x\r\nAuthorization: Basic \u00e9\u00e9\r\n"
+         "Content-Length: 0\r\nConnection: close\r\n\r\n".encode("latin-1"), b"401"),
+    ],
+    ids=["superscript-length", "bad-target", "non-ascii-basic"],
+)  # fmt: skip
+def test_malformed_http_gets_an_answer(
+    sim: Simulator, request_bytes: bytes, status: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    answer = _raw(sim, request_bytes)
+    assert answer.split(b" ", 2)[1] == status, answer[:200]
+    assert b'"errorCode"' in answer
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_client_hanging_up_prints_nothing(
+    sim: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    host, port = sim.base_url.removeprefix("http://").split(":")
+    for _ in range(5):
+        with socket.create_connection((host, int(port)), timeout=TIMEOUT) as conn:
+            conn.sendall(b"GET /api/m2m/v1/callbacks/A HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.2)
+    assert capsys.readouterr().err == ""

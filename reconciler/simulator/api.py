@@ -325,7 +325,7 @@ def _basic_auth(header: str) -> tuple[str, str] | None:
         return None
     try:
         decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError):  # ValueError: non-ASCII text where base64 goes
         return None
     client_id, sep, secret = decoded.partition(":")
     return (client_id, secret) if sep else None

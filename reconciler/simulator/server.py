@@ -111,12 +111,21 @@ class _HttpHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         server = cast(_Server, self.server)
-        raw_path = urlsplit(self.path).path.strip("/")
+        try:
+            raw_path = urlsplit(self.path).path.strip("/")
+        except ValueError:  # e.g. "GET http://[ HTTP/1.1"
+            self._send(error_response(400, "malformed request target"), close=True)
+            return
         # Split before decoding: an account name may hold an encoded "/".
         segments = tuple(unquote(s) for s in raw_path.split("/")) if raw_path else ()
         headers = {k.lower(): v for k, v in self.headers.items()}
         length = headers.get("content-length", "0").strip() or "0"
-        if "chunked" in headers.get("transfer-encoding", "").lower() or not length.isdigit():
+        # isdigit() accepts "²" and other digits int() refuses: ASCII only.
+        if (
+            "chunked" in headers.get("transfer-encoding", "").lower()
+            or not length.isascii()
+            or not length.isdigit()
+        ):
             self._send(error_response(411, "a valid Content-Length is required"), close=True)
             return
         if int(length) > MAX_BODY_BYTES:
@@ -162,6 +171,10 @@ class _HttpHandler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Silent: a client hanging up mid-answer is normal, and the simulator never
+        prints a traceback (the request log is the record)."""
     # The default listen backlog of 5 drops connection bursts (parallel clients),
     # and a dropped SYN costs a one-second retransmit.
     request_queue_size = 128

@@ -253,11 +253,10 @@ class AuthState:
         with self._lock:
             if self._failures.get(username, 0) >= MAX_FAILED_LOGINS:
                 return LoginOutcome.LOCKED, None
-            if not (
-                _same(username, self._credentials.username)
-                and _same(password, self._credentials.password)
-            ):
-                self._failures[username] = self._failures.get(username, 0) + 1
+            known_user = _same(username, self._credentials.username)
+            if not (known_user and _same(password, self._credentials.password)):
+                if known_user:  # only a real user can be locked: unknown names grow nothing
+                    self._failures[username] = self._failures.get(username, 0) + 1
                 return LoginOutcome.BAD_CREDENTIALS, None
             self._failures.pop(username, None)
             now = self._clock()
