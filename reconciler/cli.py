@@ -202,7 +202,7 @@ def main(
         # Configuration problems already read PATH:LINE:COL: $.path: message.
         prefix = "" if isinstance(exc, ConfigError) else "Error: "
         for line in exc.lines():
-            err.write(f"{line}\n" if line.startswith("  ") else f"{prefix}{line}\n")
+            err.write(f"{prefix}{line}\n")
         return int(exc.exit_status)
     except KeyboardInterrupt:
         err.write(

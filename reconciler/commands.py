@@ -7,6 +7,7 @@ environment in a :class:`Console`, so every command runs in tests without global
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -96,6 +97,10 @@ def _warn(io: Console, warnings: Iterable[Problem]) -> None:
 DEFAULT_CONFIG = "callbacks.yaml"
 
 
+def _exists(path: str) -> bool:
+    return os.path.exists(path)
+
+
 def config_path(args: argparse.Namespace) -> str:
     return str(args.config or DEFAULT_CONFIG)
 
@@ -135,7 +140,11 @@ def target(args: argparse.Namespace, io: Console) -> str:
         if args.endpoint:
             raise UsageError("--simulator and --endpoint cannot be used together")
         return EMBEDDED_SIMULATOR
-    return normalize_endpoint(args.endpoint or io.env.get(ENV_ENDPOINT) or DEFAULT_ENDPOINT)
+    if args.endpoint:
+        return normalize_endpoint(args.endpoint, source="--endpoint")
+    if io.env.get(ENV_ENDPOINT):
+        return normalize_endpoint(io.env[ENV_ENDPOINT], source=ENV_ENDPOINT)
+    return DEFAULT_ENDPOINT
 
 
 @contextmanager
@@ -181,7 +190,10 @@ def compute_plan(client: ThingSpaceClient, desired: DesiredState, *, parallelism
 
 
 def cmd_plan(args: argparse.Namespace, io: Console) -> ExitStatus:
-    desired = _load(args, io, require_env=True).desired
+    loaded = _load(args, io, require_env=True)
+    if args.out and _exists(args.out) and any(os.path.samefile(args.out, f) for f in loaded.files):
+        raise UsageError(f"--out {args.out} is a configuration file this plan reads; refusing")
+    desired = loaded.desired
     with connect(args, io) as client:
         planned = compute_plan(client, desired, parallelism=args.parallelism)
     plan = planned.plan
@@ -228,6 +240,11 @@ def cmd_apply(args: argparse.Namespace, io: Console) -> ExitStatus:
         check_target(saved, endpoint=target(args, io), path=args.planfile)
         if args.config is None:
             args.config = saved.config_path  # the configuration the plan was made from
+            if not _exists(args.config):
+                raise UsageError(
+                    f"{args.planfile}: the plan was made from {args.config}, which is not "
+                    f"there (relative to this directory); pass -c PATH"
+                )
     desired = _load(args, io, require_env=True).desired
     color = use_color(io.stdout, io.env)
     with connect(args, io) as client:

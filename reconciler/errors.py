@@ -136,4 +136,5 @@ class ApplyError(TscError):
         super().__init__(f"apply failed: {len(self.failures)} of {total} changes failed")
 
     def lines(self) -> list[str]:
-        return [str(self), *(f"  {f}" for f in self.failures)]
+        """One complete line per failed change, then the count."""
+        return [*self.failures, str(self)]

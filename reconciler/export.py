@@ -31,6 +31,7 @@ def render_export(current: CurrentState, accounts: Sequence[str]) -> tuple[str, 
         "accounts:",
     ]
     notes: list[str] = []
+    used: set[str] = set()
     for account in accounts:
         registrations = current.accounts.get(account, {})
         lines.append(f"  {_q(account)}:")
@@ -46,7 +47,7 @@ def render_export(current: CurrentState, accounts: Sequence[str]) -> tuple[str, 
             if reg.username is not None:
                 lines.append(f"        username: {_q(reg.username)}")
             if reg.password is not None:
-                name = env_name(account, service)
+                name = _unique(env_name(account, service), used)
                 lines.append(f"        password: {_q('${env:' + name + '}')}")
                 notes.append(f"{account}/{service} has a password: set {name} before plan/apply.")
             elif not reg.password_known:
@@ -55,3 +56,13 @@ def render_export(current: CurrentState, accounts: Sequence[str]) -> tuple[str, 
                     "add one to the file if the listener uses it."
                 )
     return "\n".join(lines) + "\n", notes
+
+
+def _unique(name: str, used: set[str]) -> str:
+    """Accounts such as col-a and col_a fold to one variable name: number the repeats."""
+    candidate, n = name, 1
+    while candidate in used:
+        n += 1
+        candidate = f"{name}_{n}"
+    used.add(candidate)
+    return candidate

@@ -204,6 +204,6 @@ def check_fresh(
         )
     if plan.to_dict() != saved.plan:
         raise PlanFileError(
-            f"{path}: the saved plan is stale: the configuration now asks for different "
-            f"changes; nothing was changed; {rerun}"
+            f"{path}: the saved plan is stale: the changes needed now differ from the saved "
+            f"ones (the configuration, or a password, changed); nothing was changed; {rerun}"
         )

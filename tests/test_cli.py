@@ -183,3 +183,19 @@ def test_colour_rules() -> None:
     assert use_color(FakeTty(), {"NO_COLOR": "1"}) is False
     assert use_color(FakeTty(), {"TERM": "dumb"}) is False
     assert use_color(io.StringIO(), {}) is False
+
+
+def test_export_names_are_unique_per_registration() -> None:
+    from reconciler.export import render_export
+    from tests.helpers import current, reg
+
+    state = current({a: {"DeviceUsage": reg("https://h.example.com/u", None, "pw-secret")}
+                     for a in ("col-a", "col_a", "col.a")})  # fmt: skip
+    text, notes = render_export(state, ["col-a", "col_a", "col.a"])
+    names = [line.split("${env:")[1].rstrip('}"') for line in text.splitlines() if "${env:" in line]
+    assert names == [
+        "TSC_COL_A_DEVICEUSAGE_PASSWORD",
+        "TSC_COL_A_DEVICEUSAGE_PASSWORD_2",
+        "TSC_COL_A_DEVICEUSAGE_PASSWORD_3",
+    ]
+    assert "pw-secret" not in text + "".join(notes)

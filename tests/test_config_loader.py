@@ -366,3 +366,30 @@ def test_libyaml_and_pure_parser_agree(case: Path, monkeypatch: pytest.MonkeyPat
         assert fast.doc.data == pure.doc.data
         assert dict(fast.doc.value_marks) == dict(pure.doc.value_marks)
         assert dict(fast.doc.key_marks) == dict(pure.doc.key_marks)
+
+
+def test_directory_skips_dot_files_and_reports_broken_links(tmp_path: Path) -> None:
+    good = "version: 1\naccounts:\n  A-1:\n    callbacks: {}\n"
+    (tmp_path / "a.yaml").write_text(good)
+    (tmp_path / ".a.yaml").write_text(good)  # an editor's backup: same account again
+    loaded = load_config(str(tmp_path), env={}, require_env=True)
+    assert loaded.files == (str(tmp_path / "a.yaml"),)
+    (tmp_path / "b.yaml").symlink_to(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(tmp_path), env={}, require_env=True)
+    assert info.value.lines() == [
+        f"{tmp_path / 'b.yaml'}: $: cannot read configuration: broken symbolic link"
+    ]
+
+
+def test_empty_username_and_password_mean_none(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "version: 1\naccounts:\n  A-1:\n    callbacks:\n"
+        '      DeviceUsage: {url: "https://hooks.example.com/a", username: "", password: ""}\n'
+    )
+    loaded = load_config(str(path), env={}, require_env=True)
+    assert loaded.desired.accounts["A-1"].callbacks["DeviceUsage"] == Registration(
+        url="https://hooks.example.com/a"
+    )
+    assert loaded.warnings == ()

@@ -332,7 +332,7 @@ def test_saved_plan_refuses_a_changed_configuration(sim: Simulator, tmp_path: Pa
     assert run("plan", "-c", str(config), "--out", str(planfile), env=env).code == 0
     config.write_text(EXAMPLE.read_text().replace("/thingspace/qos", "/thingspace/qos2"))
     result = run("apply", "--auto-approve", str(planfile), env=env)
-    assert result.code == 1 and "different changes" in result.stderr
+    assert result.code == 1 and "changes needed now differ" in result.stderr
     assert writes(sim) == []
 
 
@@ -371,3 +371,52 @@ def test_sigterm_mid_apply_stops_cleanly_and_rerun_converges(sim: Simulator) -> 
     sim.set_faults(FaultSettings())
     assert run("apply", "-c", str(EXAMPLE), "--auto-approve", env=env).code == 0
     assert run("plan", "-c", str(EXAMPLE), "--detailed-exitcode", env=env).code == 0
+
+
+def test_empty_username_and_password_mean_none_and_converge(sim: Simulator, tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "version: 1\naccounts:\n  A-1:\n    callbacks:\n"
+        '      DeviceUsage: {url: "https://hooks.example.com/a", username: ""}\n'
+        '      CarrierService: {url: "https://hooks.example.com/b", password: ""}\n'
+    )
+    env = base_env(sim.base_url)
+    assert run("apply", "-c", str(config), "--auto-approve", env=env).code == 0
+    assert run("plan", "-c", str(config), "--detailed-exitcode", env=env).code == 0
+
+
+def test_plan_out_refuses_to_overwrite_its_configuration(sim: Simulator, tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text(EXAMPLE.read_text())
+    result = run("plan", "-c", str(config), "--out", str(config), env=base_env(sim.base_url))
+    assert result.code == 1 and "is a configuration file this plan reads" in result.stderr
+    assert config.read_text() == EXAMPLE.read_text()
+    assert sim.requests() == []
+
+
+def test_saved_plan_names_a_missing_recorded_config(sim: Simulator, tmp_path: Path) -> None:
+    (tmp_path / "y").mkdir()
+    (tmp_path / "y" / "c.yaml").write_text(EXAMPLE.read_text())
+    env = base_env(sim.base_url)
+    planfile = tmp_path / "p.json"
+    assert run("plan", "-c", "y/c.yaml", "--out", str(planfile), env=env, cwd=tmp_path).code == 0
+    elsewhere = run("apply", "--auto-approve", str(planfile), env=env, cwd=tmp_path / "y")
+    assert elsewhere.code == 1
+    assert "the plan was made from y/c.yaml" in elsewhere.stderr and "-c PATH" in elsewhere.stderr
+    with_c = run("apply", "--auto-approve", "-c", "c.yaml", str(planfile), env=env,
+                 cwd=tmp_path / "y")  # fmt: skip
+    assert with_c.code == 0, with_c.output
+
+
+def test_partial_failure_errors_are_one_line_each(sim: Simulator) -> None:
+    sim.set_faults(FaultSettings.from_dict({"fail_writes": {A2: 400}}))
+    result = run("apply", "-c", str(EXAMPLE), "--auto-approve", env=base_env(sim.base_url))
+    assert result.code == 1
+    lines = result.stderr.splitlines()
+    assert lines[-1] == "Error: apply failed: 3 of 10 changes failed"
+    assert len(lines) == 4 and all(line.startswith("Error: ") for line in lines)
+
+
+def test_bad_endpoint_variable_is_named(tmp_path: Path) -> None:
+    result = run("plan", "-c", str(EXAMPLE), env=base_env("garbage"))
+    assert result.code == 1 and "invalid THINGSPACE_ENDPOINT" in result.stderr

@@ -72,7 +72,7 @@ def test_digest_ignores_password_values_but_sees_the_rest() -> None:
     ("change", "message"),
     [
         ("remote", "remote state changed"),
-        ("plan", "asks for different changes"),
+        ("plan", "changes needed now differ"),
         ("wanted", "covers different accounts"),
     ],
 )

@@ -68,11 +68,16 @@ def _config_files(path: str) -> tuple[list[str], list[Problem]]:
             names = sorted(os.listdir(path))
         except OSError as exc:
             return [], [_cannot_read(path, exc.strerror or str(exc))]
-        files = [
+        # Dot-files (editor backups, .#locks) are not configuration.
+        candidates = [
             os.path.join(path, name)
             for name in names
-            if name.endswith(CONFIG_SUFFIXES) and os.path.isfile(os.path.join(path, name))
+            if name.endswith(CONFIG_SUFFIXES) and not name.startswith(".")
         ]
+        broken = [f for f in candidates if os.path.islink(f) and not os.path.exists(f)]
+        if broken:
+            return [], [_cannot_read(f, "broken symbolic link") for f in broken]
+        files = [f for f in candidates if os.path.isfile(f)]
         if not files:
             return [], [_cannot_read(path, "no *.yaml or *.yml files in the directory")]
         return files, []
@@ -117,9 +122,12 @@ def _desired_state(docs: list[YamlDoc], env: Mapping[str, str]) -> DesiredState:
 def _registration(entry: Mapping[str, Any], env: Mapping[str, str]) -> Registration:
     username = entry.get("username")
     password = entry.get("password")
+    # An empty value means "none", as the API reads an empty element: normalized here
+    # so "" and absent plan alike (the listing reports no username either way).
     resolved_password = resolve_credential(password, env) if password is not None else None
+    resolved_username = resolve_credential(username, env) if username is not None else None
     return Registration(
         url=entry["url"],
-        username=resolve_credential(username, env) if username is not None else None,
-        password=Secret(resolved_password) if resolved_password is not None else None,
+        username=resolved_username or None,
+        password=Secret(resolved_password) if resolved_password else None,
     )

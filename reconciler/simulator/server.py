@@ -175,6 +175,7 @@ class _Server(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Silent: a client hanging up mid-answer is normal, and the simulator never
         prints a traceback (the request log is the record)."""
+
     # The default listen backlog of 5 drops connection bursts (parallel clients),
     # and a dropped SYN costs a one-second retransmit.
     request_queue_size = 128
