@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
 from reconciler import catalog
@@ -22,6 +23,7 @@ from reconciler.credentials import Credentials
 from reconciler.errors import ExitStatus, OutputError, Problem, UsageError
 from reconciler.executor import ChangeResult, apply_plan
 from reconciler.export import render_export
+from reconciler.fileio import write_atomically
 from reconciler.model import CurrentState, DesiredState, Family
 from reconciler.output import use_color
 from reconciler.plan import Plan
@@ -291,8 +293,7 @@ def cmd_export(args: argparse.Namespace, io: Console) -> ExitStatus:
     text, notes = render_export(current, accounts)
     if args.output_file:
         try:
-            with open(args.output_file, "w", encoding="utf-8") as handle:
-                handle.write(text)
+            write_atomically(Path(args.output_file), text)
         except OSError as exc:
             raise OutputError(f"cannot write {args.output_file}: {exc.strerror}") from None
         io.stderr.write(f"Wrote {args.output_file}.\n")

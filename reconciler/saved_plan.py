@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from reconciler import __version__
 from reconciler.errors import OutputError, TscError
+from reconciler.fileio import write_atomically
 from reconciler.model import CurrentState, Family
 from reconciler.plan import FORMAT_VERSION, Plan, password_view
 
@@ -100,20 +100,9 @@ def make_saved_plan(
 
 
 def write_saved_plan(saved: SavedPlan, path: str) -> None:
-    """Write atomically (temp file + rename), so a half-written plan never exists."""
-    target = Path(path)
-    text = json.dumps(saved.to_dict(), indent=2) + "\n"
+    """Write atomically, so a half-written plan never exists."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(Path(path), json.dumps(saved.to_dict(), indent=2) + "\n")
     except OSError as exc:
         raise OutputError(f"cannot write plan file {path}: {exc.strerror}") from None
 

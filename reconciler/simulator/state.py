@@ -13,12 +13,9 @@ sessions and lockouts live in memory only.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import json
-import os
 import secrets
-import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -29,6 +26,7 @@ from typing import Any
 
 from reconciler.credentials import Credentials
 from reconciler.errors import UsageError
+from reconciler.fileio import write_atomically
 
 STATE_VERSION = 1
 MAX_FAILED_LOGINS = 5
@@ -164,33 +162,6 @@ def _load(path: Path) -> dict[str, dict[str, StoredCallback]]:
         if loaded:
             accounts[account] = loaded
     return accounts
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so a reader (or a crash) sees old or new, never half.
-
-    Temp file in the same directory (``os.replace`` must not cross file systems), flushed
-    and fsynced before the rename; the directory is fsynced after it so the rename itself
-    survives a power loss. The temp file is removed if anything fails.
-    """
-    directory = path.parent
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    with contextlib.suppress(OSError):  # not every platform can open a directory
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 class LoginOutcome(Enum):
