@@ -115,7 +115,10 @@ class Authenticator:
             return self._ensure()
 
     def renew(self, stale: Tokens) -> Tokens | None:
-        """After a 401 with ``stale``: re-authenticate, unless another thread already did.
+        """After a 401 with ``stale``: renew what is stale, unless another thread already did.
+
+        A bearer renewed since, or due for renewal, is the likely culprit: only the bearer
+        is renewed. Otherwise the session is replaced by a new login.
 
         Returns None when ``stale`` came from a re-login moments ago: a 401 to fresh
         tokens is not an expired session (a permission problem on one account, say),
@@ -125,6 +128,13 @@ class Authenticator:
         with self._lock:
             self._raise_if_failed()
             if self._session is not None and self._generation != stale.generation:
+                return self._ensure()
+            if self._session is not None and stale.bearer != self._bearer:
+                return self._ensure()  # the bearer was renewed since: try the new one
+            if self._session is not None and self._clock() >= self._bearer_renew_at:
+                # The bearer is due (a retry slept past its renewal): renew it alone and
+                # keep the session; if the 401 was the session's, the next renew logs in.
+                self._bearer = None
                 return self._ensure()
             if (
                 stale.generation == self._renewed_generation

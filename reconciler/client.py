@@ -44,6 +44,9 @@ DEFAULT_ENDPOINT = "https://thingspace.verizon.com"
 FAMILY_BASE: Mapping[Family, str] = MappingProxyType(
     {Family.M2M: "/api/m2m/v1/callbacks", Family.FOTA: "/api/fota/v1/callbacks"}
 )
+# A 401 is answered by renewing the bearer (when it is the likely culprit), then the
+# session; never more than this per call.
+MAX_RENEWALS = 2
 _SERVICE_FIELD: Mapping[Family, str] = MappingProxyType(
     {Family.M2M: "serviceName", Family.FOTA: "name"}
 )
@@ -255,36 +258,32 @@ class ThingSpaceClient:
     def _call(
         self, method: str, path: str, *, json: Any = None, extra_secrets: Iterable[str] = ()
     ) -> Sent:
-        """One API call with the shared tokens; a 401 re-authenticates once and retries once."""
+        """One API call with the shared tokens. A 401 renews them and the call is sent
+        again: first, when the bearer is the likely culprit, with a new bearer alone;
+        then with a new M2M session. A 401 to tokens that are fresh fails the call."""
         tokens: Tokens = self._auth.current()
-        sent = self._wire.send(
-            method, path, kind="api", auth=tokens.auth(), json=json, extra_secrets=extra_secrets
-        )
-        if sent.response.status_code != 401:
-            return sent
-        fresh = self._auth.renew(tokens)
-        if fresh is None:  # tokens from a re-login moments ago: not an expired session
-            raise self._wire.error(
-                method,
-                path,
-                sent.response,
-                detail="refused with a fresh login",
+        ambiguous = False
+        for _ in range(MAX_RENEWALS + 1):
+            sent = self._wire.send(
+                method, path, kind="api", auth=tokens.auth(), json=json,
                 extra_secrets=extra_secrets,
-            )
-        again = self._wire.send(
-            method, path, kind="api", auth=fresh.auth(), json=json, extra_secrets=extra_secrets
+            )  # fmt: skip
+            ambiguous = ambiguous or sent.ambiguous
+            if sent.response.status_code != 401:
+                return Sent(sent.response, ambiguous)
+            fresh = self._auth.renew(tokens)
+            if fresh is None:  # tokens from a re-login moments ago: not an expired session
+                break
+            tokens = fresh
+        # The login worked, so this is about this call (a permission on this account,
+        # say), not the credentials: fail the call, not the whole run.
+        raise self._wire.error(
+            method,
+            path,
+            sent.response,
+            detail="refused with a fresh login",
+            extra_secrets=extra_secrets,
         )
-        if again.response.status_code == 401:
-            # The login worked, so this is about this call (a permission on this
-            # account, say), not the credentials: fail the call, not the whole run.
-            raise self._wire.error(
-                method,
-                path,
-                again.response,
-                detail="refused again after a fresh login",
-                extra_secrets=extra_secrets,
-            )
-        return Sent(again.response, sent.ambiguous or again.ambiguous)
 
 
 def _unexpected(path: str, status: int, what: str) -> ApiError:

@@ -187,7 +187,7 @@ def test_second_401_fails_the_call_not_the_run(api: rm.Mocker) -> None:
     # account, say), so it is not remembered as a refusal of the credentials.
     assert not isinstance(info.value, AuthError)
     assert "GET /api/m2m/v1/callbacks/0252012345-00001" in str(info.value)
-    assert "refused again after a fresh login" in str(info.value)
+    assert "refused with a fresh login" in str(info.value)
     assert info.value.status == 401
     assert len(calls(api, LIST_URL.removeprefix(BASE), "GET")) == 2
     assert len(calls(api, LOGIN_PATH)) == 2
@@ -422,3 +422,50 @@ def test_login_is_retried_at_most_three_times(api: rm.Mocker) -> None:
         client.list_callbacks(ACCOUNT, Family.M2M)
     logins = [r for r in api.request_history if r.path == LOGIN_PATH]
     assert len(logins) == 3
+
+
+def test_a_bearer_that_expired_during_a_retry_is_renewed_alone() -> None:
+    """A 429's Retry-After sleeps past the bearer's renewal: the retry's 401 costs a new
+    bearer, not a new M2M session (logins are what lock users out)."""
+    clock = FakeClock()
+
+    def sleep(seconds: float) -> None:
+        clock.now += seconds
+
+    with rm.Mocker() as m:
+        m.post(BASE + TOKEN_PATH, token_responses(expires_in=100))
+        m.post(BASE + LOGIN_PATH, login_responses())
+
+        def listing(request: Any, context: Any) -> Any:
+            if request.headers["Authorization"] == "Bearer bearer-1" and clock.now > 1050:
+                context.status_code = 401
+                return {"errorCode": "INVALID_ACCESS"}
+            return []
+
+        m.get(
+            LIST_URL,
+            [{"status_code": 429, "headers": {"Retry-After": "95"}}, {"json": listing}],
+        )
+        client = ThingSpaceClient(BASE, CREDS, sleep=sleep, clock=clock)
+        assert client.list_callbacks(ACCOUNT, Family.M2M) == []
+        stats = client.stats()
+        assert (stats.token_grants, stats.logins, stats.relogins) == (2, 1, 0)
+        last_list = [r for r in m.request_history if r.path == LIST_URL.removeprefix(BASE)][-1]
+        assert last_list.headers["Authorization"] == "Bearer bearer-2"
+        assert last_list.headers["VZ-M2M-Token"] == "session-1"
+
+
+def test_an_expired_session_behind_a_due_bearer_still_recovers(api: rm.Mocker) -> None:
+    """Bearer renewed first; when the 401 was the session's, the next renewal logs in."""
+    clock = FakeClock()
+
+    def slow_401(request: Any, context: Any) -> Any:
+        clock.now += 3590  # a long call: the bearer became due while it was out
+        context.status_code = 401
+        return {}
+
+    api.get(LIST_URL, [{"json": slow_401}, {"status_code": 401}, {"json": []}])
+    client = make_client(clock=clock)
+    assert client.list_callbacks(ACCOUNT, Family.M2M) == []
+    assert len(calls(api, TOKEN_PATH)) == 3  # first, bearer-only renewal, re-login
+    assert len(calls(api, LOGIN_PATH)) == 2
