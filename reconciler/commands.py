@@ -99,10 +99,6 @@ def _warn(io: Console, warnings: Iterable[Problem]) -> None:
 DEFAULT_CONFIG = "callbacks.yaml"
 
 
-def _exists(path: str) -> bool:
-    return os.path.exists(path)
-
-
 def config_path(args: argparse.Namespace) -> str:
     return str(args.config or DEFAULT_CONFIG)
 
@@ -193,7 +189,11 @@ def compute_plan(client: ThingSpaceClient, desired: DesiredState, *, parallelism
 
 def cmd_plan(args: argparse.Namespace, io: Console) -> ExitStatus:
     loaded = _load(args, io, require_env=True)
-    if args.out and _exists(args.out) and any(os.path.samefile(args.out, f) for f in loaded.files):
+    if (
+        args.out
+        and os.path.exists(args.out)
+        and any(os.path.samefile(args.out, f) for f in loaded.files)
+    ):
         raise UsageError(f"--out {args.out} is a configuration file this plan reads; refusing")
     desired = loaded.desired
     with connect(args, io) as client:
@@ -242,7 +242,7 @@ def cmd_apply(args: argparse.Namespace, io: Console) -> ExitStatus:
         check_target(saved, endpoint=target(args, io), path=args.planfile)
         if args.config is None:
             args.config = saved.config_path  # the configuration the plan was made from
-            if not _exists(args.config):
+            if not os.path.exists(args.config):
                 raise UsageError(
                     f"{args.planfile}: the plan was made from {args.config}, which is not "
                     f"there (relative to this directory); pass -c PATH"
