@@ -452,6 +452,10 @@ def test_normalize_endpoint_accepts(url: str, expected: str) -> None:
         "https://thingspace.verizon.com?x=1",
         "https://thingspace.verizon.com/#frag",
         "https://user:s3cret@thingspace.verizon.com",
+        "https://user:s3cret@host:99999",  # unparsable port: still never echoed
+        "https://user:s3cret@ho[st",
+        "https://thingspace.verizon.com/?access_token=s3cret",
+        "https://thingspace.verizon.com/#s3cret",
         "https://thingspace.verizon.com:99999",
         "https://thing space.com",
         "https://",
@@ -500,18 +504,3 @@ def test_unencodable_credentials_are_a_typed_error_without_the_secret(api: rm.Mo
         client.list_callbacks(ACCOUNT, Family.M2M)
     assert "could not be encoded" in str(info.value)
     assert "ret-value" not in repr(info.value) and info.value.__context__ is None
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "https://user:hunter2@host:99999",
-        "https://user:hunter2@ho[st",
-        "https://thingspace.verizon.com/?access_token=hunter2",
-        "https://thingspace.verizon.com/#hunter2",
-    ],
-)
-def test_endpoint_errors_never_repeat_a_secret(url: str) -> None:
-    with pytest.raises(UsageError) as info:
-        normalize_endpoint(url)
-    assert "hunter2" not in str(info.value)
