@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from reconciler.credentials import SIMULATOR_DEFAULTS, Credentials
 from reconciler.simulator import FaultSettings, Simulator, SimulatorConfig
+from reconciler.thingspace.credentials import SIMULATOR_DEFAULTS, Credentials
 
 SERVICES = ("DeviceUsage", "CarrierService", "Fota")
 COMMAND = str(Path(sys.executable).parent / "tscallbacks")

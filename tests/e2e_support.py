@@ -12,7 +12,7 @@ from typing import Any
 
 import requests
 
-from reconciler.credentials import SIMULATOR_DEFAULTS
+from reconciler.thingspace.credentials import SIMULATOR_DEFAULTS
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "callbacks.yaml"

@@ -10,8 +10,9 @@ from typing import Any
 import requests
 import requests_mock
 
-from reconciler.auth import LOGIN_PATH, TOKEN_PATH
-from reconciler.model import CurrentState, DesiredAccount, DesiredState, Registration, Secret
+from reconciler.core.model import CurrentState, DesiredAccount, DesiredState, Registration
+from reconciler.core.secrets import Secret
+from reconciler.thingspace.auth import LOGIN_PATH, TOKEN_PATH
 
 
 def reg(

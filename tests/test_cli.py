@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from reconciler import __version__, cli, commands
-from reconciler.output import RedactingStream, use_color
+from reconciler import __version__, cli
+from reconciler.cli.commands import schema as schema_command
+from reconciler.cli.console import use_color
+from reconciler.core.secrets import RedactingStream
 from tests.e2e_support import EXAMPLE
 
 
@@ -164,7 +166,7 @@ def test_unexpected_error_is_one_line_unless_debug(monkeypatch: pytest.MonkeyPat
     def boom(args: object, io: object) -> None:
         raise RuntimeError("kaboom with detail")
 
-    monkeypatch.setattr(commands, "run", boom)
+    monkeypatch.setattr(schema_command, "run", boom)
     code, _, err = run("schema")
     assert code == 1 and "Traceback" not in err and "internal error (RuntimeError)" in err
     code, _, err = run("schema", "--debug")
@@ -186,7 +188,7 @@ def test_colour_rules() -> None:
 
 
 def test_export_names_are_unique_per_registration() -> None:
-    from reconciler.export import render_export
+    from reconciler.render.export import render_export
     from tests.helpers import current, reg
 
     state = current({a: {"DeviceUsage": reg("https://h.example.com/u", None, "pw-secret")}

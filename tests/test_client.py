@@ -14,16 +14,14 @@ import pytest
 import requests
 import requests_mock as rm
 
-from reconciler.auth import LOGIN_PATH, TOKEN_PATH
-from reconciler.client import (
-    DEFAULT_ENDPOINT,
-    ClientOptions,
-    ThingSpaceClient,
-    normalize_endpoint,
-)
-from reconciler.credentials import Credentials
-from reconciler.errors import ApiError, TransportError, UsageError
-from reconciler.model import Family, Registration, Secret
+from reconciler.core.errors import ApiError, TransportError, UsageError
+from reconciler.core.model import Family, Registration
+from reconciler.core.secrets import Secret
+from reconciler.thingspace.auth import LOGIN_PATH, TOKEN_PATH
+from reconciler.thingspace.client import ThingSpaceClient
+from reconciler.thingspace.credentials import Credentials
+from reconciler.thingspace.endpoint import DEFAULT_ENDPOINT, normalize_endpoint
+from reconciler.thingspace.options import ClientOptions
 from tests.helpers import InFlightProbe, bare_adapter_session
 
 BASE = "https://ts.example.test"

@@ -14,11 +14,12 @@ import pytest
 import requests
 import requests_mock as rm
 
-from reconciler.auth import LOGIN_PATH, LOGOUT_PATH, TOKEN_PATH
-from reconciler.client import ClientOptions, ThingSpaceClient
-from reconciler.credentials import Credentials
-from reconciler.errors import ApiError, AuthError
-from reconciler.model import Family
+from reconciler.core.errors import ApiError, AuthError
+from reconciler.core.model import Family
+from reconciler.thingspace.auth import LOGIN_PATH, LOGOUT_PATH, TOKEN_PATH
+from reconciler.thingspace.client import ThingSpaceClient
+from reconciler.thingspace.credentials import Credentials
+from reconciler.thingspace.options import ClientOptions
 
 BASE = "https://ts.example.test"
 LIST_URL = f"{BASE}/api/m2m/v1/callbacks/0252012345-00001"
@@ -402,7 +403,7 @@ def test_login_error_echoing_password_is_scrubbed(api: rm.Mocker) -> None:
 
 
 def _fota() -> Any:
-    from reconciler.model import Registration
+    from reconciler.core.model import Registration
 
     return Registration(url="https://hooks.example.com/fota")
 

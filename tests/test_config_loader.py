@@ -11,8 +11,9 @@ import yaml
 
 from reconciler.config import MAX_FILE_BYTES, LoadedConfig, load_config
 from reconciler.config.yamlpos import parse_yaml, read_yaml_file
-from reconciler.errors import ConfigError, Location
-from reconciler.model import Registration, Secret
+from reconciler.core.errors import ConfigError, Location
+from reconciler.core.model import Registration
+from reconciler.core.secrets import Secret
 
 REPO = Path(__file__).resolve().parent.parent
 VALID = sorted((REPO / "tests" / "cases" / "valid").glob("*.yaml"))

@@ -16,7 +16,7 @@ from reconciler.config.semantic import (
 )
 from reconciler.config.urls import ALLOWED_PORTS, check_url
 from reconciler.config.yamlpos import YamlDoc, parse_yaml
-from reconciler.errors import ConfigError, Problem
+from reconciler.core.errors import ConfigError, Problem
 
 
 def _doc(text: str, path: str = "c.yaml") -> YamlDoc:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.credentials import SIMULATOR_DEFAULTS, Credentials
 from reconciler.simulator import FaultSettings, Simulator, SimulatorConfig
+from reconciler.thingspace.credentials import SIMULATOR_DEFAULTS, Credentials
 from tests.e2e_support import COMMAND, EXAMPLE, SMS_SECRET, DirectApi, base_env, run
 
 pytestmark = pytest.mark.e2e

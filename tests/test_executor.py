@@ -4,10 +4,10 @@ import threading
 
 import pytest
 
-from reconciler.errors import ApiError, ApplyError, AuthError
-from reconciler.executor import apply_plan
-from reconciler.model import Family, Registration
-from reconciler.planner import make_plan
+from reconciler.core.errors import ApiError, ApplyError, AuthError
+from reconciler.core.model import Family, Registration
+from reconciler.engine.executor import apply_plan
+from reconciler.engine.planner import make_plan
 from tests.helpers import current, desired, reg
 
 U = "https://hooks.example.com/x"

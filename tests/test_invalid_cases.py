@@ -10,9 +10,9 @@ import pytest
 
 from reconciler.cli import main
 from reconciler.config import load_config
-from reconciler.credentials import SIMULATOR_DEFAULTS, Credentials
-from reconciler.errors import ConfigError
+from reconciler.core.errors import ConfigError
 from reconciler.simulator import Simulator, SimulatorConfig
+from reconciler.thingspace.credentials import SIMULATOR_DEFAULTS, Credentials
 
 REPO = Path(__file__).resolve().parent.parent
 CASES = sorted((REPO / "tests" / "cases" / "invalid").glob("*.yaml"))

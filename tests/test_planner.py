@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.model import Family, Key, Registration
-from reconciler.plan import Action
-from reconciler.planner import families_to_read, make_plan
+from reconciler.core.model import Family, Key, Registration
+from reconciler.engine.plan import Action
+from reconciler.engine.planner import families_to_read, make_plan
 from tests.helpers import current, desired, reg
 
 A = "0252012345-00001"

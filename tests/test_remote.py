@@ -8,12 +8,14 @@ from urllib.parse import urlsplit
 import pytest
 import requests_mock as rm
 
-from reconciler.auth import LOGIN_PATH, TOKEN_PATH
-from reconciler.client import ClientOptions, ThingSpaceClient
-from reconciler.credentials import Credentials
-from reconciler.errors import ApiError
-from reconciler.model import CurrentState, Family, Key, Registration, Secret
-from reconciler.remote import normalize_fota, normalize_m2m, read_current
+from reconciler.core.errors import ApiError
+from reconciler.core.model import CurrentState, Family, Key, Registration
+from reconciler.core.secrets import Secret
+from reconciler.engine.observe import normalize_fota, normalize_m2m, read_current
+from reconciler.thingspace.auth import LOGIN_PATH, TOKEN_PATH
+from reconciler.thingspace.client import ThingSpaceClient
+from reconciler.thingspace.credentials import Credentials
+from reconciler.thingspace.options import ClientOptions
 from tests.helpers import InFlightProbe, bare_adapter_session
 
 M2M, FOTA = Family.M2M, Family.FOTA

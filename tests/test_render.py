@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from reconciler.plan import Plan
-from reconciler.planner import make_plan
+from reconciler.engine.plan import Plan
+from reconciler.engine.planner import make_plan
 from reconciler.render import RENDERERS, renderer
 from tests.helpers import current, desired, reg
 

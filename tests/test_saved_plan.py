@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from reconciler.model import CurrentState, Family
-from reconciler.plan import Plan
-from reconciler.planner import families_to_read, make_plan
-from reconciler.saved_plan import (
+from reconciler.core.model import CurrentState, Family
+from reconciler.engine.plan import Plan
+from reconciler.engine.planner import families_to_read, make_plan
+from reconciler.engine.saved_plan import (
     PlanFileError,
     check_fresh,
     check_target,

@@ -7,10 +7,10 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 
-from reconciler import catalog
 from reconciler.config.schema_check import check_schema
 from reconciler.config.yamlpos import format_json_path, parse_yaml
-from reconciler.errors import Problem
+from reconciler.core import catalog
+from reconciler.core.errors import Problem
 
 
 def _check(text: str) -> list[Problem]:

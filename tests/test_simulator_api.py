@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import requests
 
-from reconciler.credentials import Credentials
 from reconciler.simulator import RequestRecord, Simulator, SimulatorConfig
+from reconciler.thingspace.credentials import Credentials
 
 CREDS = Credentials(
     client_id="client-id", client_secret="client-secret-XYZ", username="user", password="pw-ABC"

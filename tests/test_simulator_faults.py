@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 import requests
 
-from reconciler.credentials import Credentials
-from reconciler.errors import UsageError
+from reconciler.cli.commands.simulator import build_simulator, fault_settings
+from reconciler.cli.parser import add_serve_arguments
+from reconciler.core.errors import UsageError
 from reconciler.simulator import FaultController, FaultSettings, Simulator, SimulatorConfig
-from reconciler.simulator.cli import add_serve_arguments, build_simulator, fault_settings
 from reconciler.simulator.faults import FaultKind
+from reconciler.thingspace.credentials import Credentials
 
 CREDS = Credentials.for_simulator({})
 ACCOUNT = "0252012345-00001"

@@ -20,10 +20,11 @@ from typing import Any
 import pytest
 import requests
 
-from reconciler.credentials import ENV_NAMES, Credentials
-from reconciler.errors import UsageError
-from reconciler.simulator import Simulator, SimulatorConfig, embedded_simulator
-from reconciler.simulator.cli import add_serve_arguments, run_serve
+from reconciler.cli.commands.simulator import run_serve
+from reconciler.cli.parser import add_serve_arguments
+from reconciler.cli.simulated import embedded_simulator
+from reconciler.core.errors import UsageError
+from reconciler.simulator import Simulator, SimulatorConfig
 from reconciler.simulator.state import (
     MAX_FAILED_LOGINS,
     AuthState,
@@ -31,6 +32,7 @@ from reconciler.simulator.state import (
     RegistrationStore,
     StoredCallback,
 )
+from reconciler.thingspace.credentials import ENV_NAMES, Credentials
 
 CREDS = Credentials.for_simulator({})
 ACCOUNT = "0252012345-00001"

@@ -1,4 +1,4 @@
-"""Configuration: YAML files -> validated, resolved :class:`~reconciler.model.DesiredState`.
+"""Configuration: YAML files -> validated, resolved :class:`~reconciler.core.model.DesiredState`.
 
 ``load_config`` is the entry point; the modules behind it each do one job:
 ``yamlpos`` (YAML with positions), ``schema_check`` (JSON Schema -> problems),

@@ -17,8 +17,9 @@ from typing import Any
 from reconciler.config.schema_check import check_schema
 from reconciler.config.semantic import check_semantics, check_unique_accounts, resolve_credential
 from reconciler.config.yamlpos import YamlDoc, read_yaml_file
-from reconciler.errors import ConfigError, Location, Problem
-from reconciler.model import DesiredAccount, DesiredState, Registration, Secret
+from reconciler.core.errors import ConfigError, Location, Problem
+from reconciler.core.model import DesiredAccount, DesiredState, Registration
+from reconciler.core.secrets import Secret
 
 CONFIG_SUFFIXES = (".yaml", ".yml")
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
 
-from reconciler import catalog
 from reconciler.config.yamlpos import JsonPath, YamlDoc, format_json_path
-from reconciler.errors import Location, Problem
+from reconciler.core import catalog
+from reconciler.core.errors import Location, Problem
 
 _SECRET_FIELDS = frozenset({"username", "password"})
 

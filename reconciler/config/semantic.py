@@ -15,7 +15,7 @@ from typing import Any
 
 from reconciler.config.urls import check_url
 from reconciler.config.yamlpos import JsonPath, YamlDoc, format_json_path
-from reconciler.errors import Problem
+from reconciler.core.errors import Problem
 
 _ENV_REF = re.compile(r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$")
 

@@ -19,7 +19,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from reconciler.errors import Location, Problem
+from reconciler.core.errors import Location, Problem
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 20_000  # values an alias may expand to, counted over the whole file

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TextIO
 
-from reconciler.plan import Plan
+from reconciler.engine.plan import Plan
 
 
 def render_json(plan: Plan, out: TextIO) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from reconciler.plan import Action, Plan
+from reconciler.engine.plan import Action, Plan
 
 _ICON = {Action.CREATE: "create", Action.UPDATE: "update", Action.DELETE: "**delete**"}
 

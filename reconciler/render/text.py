@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from reconciler.plan import Action, Change, FieldChange, Plan
+from reconciler.engine.plan import Action, Change, FieldChange, Plan
 
 _SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-"}
 _VERB = {Action.CREATE: "create", Action.UPDATE: "update", Action.DELETE: "destroy"}

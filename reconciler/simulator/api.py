@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from reconciler.catalog import family_of
-from reconciler.errors import TscError
-from reconciler.model import Family
+from reconciler.core.catalog import family_of
+from reconciler.core.errors import TscError
+from reconciler.core.model import Family
 from reconciler.simulator.faults import FaultController, FaultKind
 from reconciler.simulator.state import (
     AuthState,

@@ -16,7 +16,7 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
-from reconciler.errors import UsageError
+from reconciler.core.errors import UsageError
 
 _COUNTERS = ("rate_limit_next", "server_error_next", "drop_next")
 

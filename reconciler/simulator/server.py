@@ -20,8 +20,7 @@ from types import TracebackType
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
-from reconciler.credentials import Credentials
-from reconciler.errors import UsageError
+from reconciler.core.errors import UsageError
 from reconciler.simulator.api import (
     Api,
     Request,
@@ -33,6 +32,7 @@ from reconciler.simulator.api import (
 )
 from reconciler.simulator.faults import FaultController, FaultSettings
 from reconciler.simulator.state import AuthState, RegistrationStore, RequestLog, RequestRecord
+from reconciler.thingspace.credentials import Credentials
 
 MAX_BODY_BYTES = 1 << 20
 _POLL_SECONDS = 0.05  # how soon serve_forever notices stop(); the default 0.5 s slows tests

@@ -24,9 +24,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from reconciler.credentials import Credentials
-from reconciler.errors import UsageError
-from reconciler.fileio import write_atomically
+from reconciler.core.errors import UsageError
+from reconciler.core.fileio import write_atomically
+from reconciler.thingspace.credentials import Credentials
 
 STATE_VERSION = 1
 MAX_FAILED_LOGINS = 5

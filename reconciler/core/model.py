@@ -6,14 +6,13 @@ same :class:`Registration` shape, so the planner never sees API quirks.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 from typing import NamedTuple
 
-SENSITIVE = "(sensitive)"
+from reconciler.core.secrets import Secret
 
 
 class Family(StrEnum):
@@ -21,43 +20,6 @@ class Family(StrEnum):
 
     M2M = "m2m"  # Connectivity Management: /api/m2m/v1/callbacks
     FOTA = "fota"  # Software Management (FOTA v1): /api/fota/v1/callbacks
-
-
-class Secret:
-    """A secret string that never shows itself in ``str``/``repr``/format.
-
-    Equality is constant-time on the value, so the planner can tell a changed
-    password without anyone printing it. ``reveal()`` is for the wire only.
-    """
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret(" + SENSITIVE + ")"
-
-    def __str__(self) -> str:
-        return SENSITIVE
-
-    def __format__(self, spec: str) -> str:
-        return SENSITIVE
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Secret):
-            return NotImplemented
-        return hmac.compare_digest(self._value.encode(), other._value.encode())
-
-    def __hash__(self) -> int:
-        return hash(("Secret", len(self._value)))
-
-    def __reduce__(self) -> str | tuple[object, ...]:
-        # A pickle would carry the value.
-        raise TypeError("Secret values cannot be pickled")
 
 
 class Key(NamedTuple):

@@ -13,7 +13,7 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any
 
-from reconciler.model import Family
+from reconciler.core.model import Family
 
 
 def _read_json(name: str) -> Any:

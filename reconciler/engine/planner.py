@@ -9,9 +9,10 @@ from typing import Any
 
 from deepdiff import DeepDiff
 
-from reconciler import catalog
-from reconciler.model import CurrentState, DesiredState, Family, Key, Registration, Secret
-from reconciler.plan import Action, Change, FieldChange, Plan, password_view
+from reconciler.core import catalog
+from reconciler.core.model import CurrentState, DesiredState, Family, Key, Registration
+from reconciler.core.secrets import Secret
+from reconciler.engine.plan import Action, Change, FieldChange, Plan, password_view
 
 _FIELDS = ("url", "username", "password")
 # Passwords are compared through an HMAC under a key that lives only in this process,

@@ -14,42 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from reconciler.credentials import Credentials
-from reconciler.errors import UsageError
+from reconciler.cli.console import Console
+from reconciler.core.errors import ExitStatus, UsageError
 from reconciler.simulator.faults import FaultSettings
 from reconciler.simulator.server import Simulator, SimulatorConfig
-
-
-def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``simulator serve`` options to ``parser``."""
-    add = parser.add_argument
-    add("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
-    add("--port", default="8787", metavar="PORT", help="TCP port, 0 = any free (default: 8787)")
-    add("--state", metavar="FILE", help="persist registrations in FILE (default: memory only)")
-    add(
-        "--accounts",
-        action="append",
-        metavar="NAME[,NAME...]",
-        help="accept only these account names (repeatable; TestAccount-2 is always accepted)",
-    )
-    add("--session-idle", default="1200", metavar="SECONDS", help="M2M session idle timeout")
-    add("--token-ttl", default="3600", metavar="SECONDS", help="OAuth token lifetime")
-    faults = parser.add_argument_group("fault injection (for /api requests)")
-    add = faults.add_argument
-    add("--latency-ms", default="0", metavar="MS", help="delay every request by MS ms")
-    add("--rate-limit-next", default="0", metavar="K", help="answer 429 to the next K requests")
-    add("--rate-limit-fraction", default="0", metavar="F", help="answer 429 to a fraction F")
-    add("--retry-after", default="1", metavar="S", help="Retry-After seconds on 429s")
-    add("--seed", metavar="N", help="seed for --rate-limit-fraction (reproducible)")
-    add("--server-error-next", default="0", metavar="K", help="answer 5xx to the next K requests")
-    add("--server-error-status", default="503", metavar="N", help="status for those (5xx)")
-    add(
-        "--fail-writes",
-        action="append",
-        metavar="ACCOUNT=STATUS",
-        help="every POST/DELETE on ACCOUNT's callbacks fails with STATUS (repeatable)",
-    )
-    add("--drop-next", default="0", metavar="K", help="close the connection, unanswered, K times")
+from reconciler.thingspace.credentials import Credentials
 
 
 def _int(value: Any, flag: str, low: int, high: int | None = None) -> int:
@@ -167,3 +136,8 @@ def run_serve(
     finally:
         simulator.stop()
     return 0
+
+
+def run(args: argparse.Namespace, io: Console) -> ExitStatus:
+    """``tscallbacks simulator serve``."""
+    return ExitStatus(run_serve(args, env=io.env, stdout=io.stdout))

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 
-from reconciler.credentials import Credentials
-from reconciler.errors import ApiError, AuthError
+from reconciler.core.errors import ApiError, AuthError
+from reconciler.thingspace.credentials import Credentials
 
 if TYPE_CHECKING:
-    from reconciler.wire import Wire
+    from reconciler.thingspace.transport import Wire
 
 TOKEN_PATH = "/api/ts/v1/oauth2/token"
 LOGIN_PATH = "/api/m2m/v1/session/login"

@@ -10,7 +10,7 @@ import json
 import re
 from collections.abc import Sequence
 
-from reconciler.model import CurrentState
+from reconciler.core.model import CurrentState
 
 
 def _q(text: str) -> str:

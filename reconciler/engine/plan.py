@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from reconciler.model import SENSITIVE, Family, Key, Registration
+from reconciler.core.model import Family, Key, Registration
+from reconciler.core.secrets import SENSITIVE
 
 FORMAT_VERSION = "1"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from reconciler.errors import UsageError
+from reconciler.core.errors import UsageError
 
 ENV_CLIENT_ID = "THINGSPACE_CLIENT_ID"
 ENV_CLIENT_SECRET = "THINGSPACE_CLIENT_SECRET"

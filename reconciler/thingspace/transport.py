@@ -15,22 +15,17 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import requests
 from requests.auth import AuthBase
 
 from reconciler import __version__
-from reconciler.errors import ApiError, TransportError
-from reconciler.model import SENSITIVE
+from reconciler.core.errors import ApiError, TransportError
+from reconciler.core.secrets import scrub
+from reconciler.thingspace.options import ClientOptions
 
-if TYPE_CHECKING:
-    from reconciler.client import ClientOptions
-
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 _MAX_TEXT = 200
 _NON_PRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\uffff]+")
 
@@ -81,6 +76,7 @@ class Wire:
         self._base = base
         self._session = session
         self._options = options
+        self._policy = options.retry
         self._sleep = sleep
         self._rng = rng
         self._secrets = secrets
@@ -138,7 +134,7 @@ class Wire:
                 ambiguous = True
                 last = None
                 reason = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
-                delay = self._backoff(attempt)
+                delay = self._policy.backoff(attempt, self._rng)
                 log.debug("%s %s: %s (attempt %d/%d)", method, path, reason, attempt, limit)
             except requests.RequestException as exc:
                 final = type(exc).__name__
@@ -147,16 +143,11 @@ class Wire:
                 # HTTP cannot carry. The exception's text holds the value itself.
                 final = "the request could not be encoded (non-Latin-1 credentials?)"
             else:
-                if response.status_code not in RETRYABLE_STATUSES:
+                if not self._policy.retryable(response.status_code):
                     return Sent(response, ambiguous)
                 ambiguous = ambiguous or response.status_code != 429
                 last = response
-                after = _retry_after(response.headers.get("Retry-After"))
-                delay = (
-                    min(after, self._options.retry_after_max)
-                    if after is not None
-                    else self._backoff(attempt)
-                )
+                delay = self._policy.delay(attempt, self._rng, response.headers.get("Retry-After"))
                 log.debug(
                     "%s %s: HTTP %d (attempt %d/%d)",
                     method,
@@ -176,17 +167,12 @@ class Wire:
             raise self.error(method, path, last, detail=gave_up, extra_secrets=extra_secrets)
         raise TransportError(method, path, f"{reason}; {gave_up}")
 
-    def _backoff(self, attempt: int) -> float:
-        ceiling = min(self._options.backoff_max, self._options.backoff_base * 2 ** (attempt - 1))
-        return self._rng.uniform(0.0, ceiling)
-
     def error(
         self,
         method: str,
         path: str,
         response: requests.Response,
         *,
-        cls: type[ApiError] = ApiError,
         detail: str | None = None,
         extra_secrets: Iterable[str] = (),
     ) -> ApiError:
@@ -207,7 +193,7 @@ class Wire:
                 message = _clip(body["errorMessage"], secrets) or None
         if body is not None and code is None and message is None:
             notes.append("no errorCode/errorMessage in the response")
-        return cls(
+        return ApiError(
             method, path, response.status_code, code, message, detail="; ".join(notes) or None
         )
 
@@ -228,34 +214,9 @@ class Wire:
         )
 
 
-def _scrub(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, SENSITIVE)
-    return text
-
-
 def _clip(text: str, secrets: list[str]) -> str:
     """One short printable line with every secret replaced (before anything is cut off)."""
-    text = _scrub(text, secrets)
+    text = scrub(text, secrets)
     text = " ".join(_NON_PRINTABLE.sub(" ", text).split())
-    text = _scrub(text, secrets)
+    text = scrub(text, secrets)
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=UTC)
-            seconds = (when - datetime.now(UTC)).total_seconds()
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-    if seconds != seconds:  # NaN
-        return None
-    return max(0.0, seconds)

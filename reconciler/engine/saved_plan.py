@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import __version__
-from reconciler.errors import OutputError, TscError
-from reconciler.fileio import write_atomically
-from reconciler.model import CurrentState, Family
-from reconciler.plan import FORMAT_VERSION, Plan, password_view
+from reconciler.core.errors import OutputError, TscError
+from reconciler.core.fileio import write_atomically
+from reconciler.core.model import CurrentState, Family
+from reconciler.engine.plan import FORMAT_VERSION, Plan, password_view
 
 KIND = "tscallbacks-saved-plan"
 EMBEDDED_SIMULATOR = "embedded-simulator"

@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
-from reconciler.errors import ApplyError, AuthError, TscError
-from reconciler.model import Family, Registration
-from reconciler.plan import Action, Change, Plan
+from reconciler.core.errors import ApplyError, AuthError, TscError
+from reconciler.core.model import Family, Registration
+from reconciler.engine.plan import Action, Change, Plan
 
 _DONE = {Action.CREATE: "created", Action.UPDATE: "updated", Action.DELETE: "deleted"}
 

@@ -1,26 +1,18 @@
-"""Command line: argument parsing and the one error funnel.
+"""The argument parser: every command, its options, a description and an example.
 
-Everything the core raises on purpose is a :class:`TscError`; here it becomes one line
-per problem on stderr and an exit status. Anything else is a bug: a short message,
-and the traceback only with ``--debug``.
+Only ``argparse`` here: the parser is built on every start, so it must import nothing
+heavy (no HTTP stack, no simulator).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import sys
-import threading
-import traceback
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO, cast
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
-from reconciler import __version__, commands
-from reconciler.errors import ConfigError, ExitStatus, TscError, UsageError
-from reconciler.output import RedactingStream
-from reconciler.simulator.cli import add_serve_arguments
+from reconciler import __version__
+from reconciler.core.errors import UsageError
+from reconciler.thingspace.options import check_parallelism
 
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
@@ -44,14 +36,15 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
-def _positive_int(text: str) -> int:
+def _parallelism(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 1 <= value <= 64:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 64, got {value}")
-    return value
+    try:
+        return check_parallelism(value)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _bound_parser_class(out: TextIO | None) -> type[_Parser]:
@@ -91,7 +84,7 @@ def build_parser(out: TextIO | None = None) -> argparse.ArgumentParser:
     )
     remote.add_argument(
         "--parallelism",
-        type=_positive_int,
+        type=_parallelism,
         default=4,
         metavar="N",
         help="maximum API requests in flight at once, across accounts (default 4)",
@@ -158,68 +151,33 @@ def build_parser(out: TextIO | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-@contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a cancelled CI job, a container stop) stops like Ctrl-C: the changes on
-    the wire finish, nothing new starts, and the run says what it did."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def main(
-    argv: Sequence[str] | None = None,
-    *,
-    env: Mapping[str, str] | None = None,
-    stdin: TextIO | None = None,
-    stdout: TextIO | None = None,
-    stderr: TextIO | None = None,
-) -> int:
-    """Run the CLI; returns the exit status (the console script exits with it)."""
-    env = dict(os.environ) if env is None else env
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    secrets = commands.SecretRegistry()
-    out = cast(TextIO, RedactingStream(stdout or sys.stdout, secrets.values))
-    err = cast(TextIO, RedactingStream(stderr or sys.stderr, secrets.values))
-    io = commands.Console(
-        stdin=stdin or sys.stdin, stdout=out, stderr=err, env=env, secrets=secrets
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``simulator serve`` options to ``parser``."""
+    add = parser.add_argument
+    add("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1)")
+    add("--port", default="8787", metavar="PORT", help="TCP port, 0 = any free (default: 8787)")
+    add("--state", metavar="FILE", help="persist registrations in FILE (default: memory only)")
+    add(
+        "--accounts",
+        action="append",
+        metavar="NAME[,NAME...]",
+        help="accept only these account names (repeatable; TestAccount-2 is always accepted)",
     )
-    debug = "--debug" in args_list
-    try:
-        args = build_parser(out).parse_args(args_list)
-        with _terminate_as_interrupt():
-            return int(commands.run(args, io))
-    except TscError as exc:
-        # Configuration problems already read PATH:LINE:COL: $.path: message.
-        prefix = "" if isinstance(exc, ConfigError) else "Error: "
-        for line in exc.lines():
-            err.write(f"{prefix}{line}\n")
-        return int(exc.exit_status)
-    except KeyboardInterrupt:
-        err.write(
-            "Error: interrupted; no new change was started after it. Changes already made "
-            "are listed above; run 'tscallbacks plan' to see where things stand.\n"
-        )
-        return int(ExitStatus.ERROR)
-    except SystemExit as exc:  # --help / --version
-        return int(exc.code or 0) if isinstance(exc.code, int) else 0
-    except Exception as exc:
-        if debug:
-            err.write(traceback.format_exc())
-        err.write(
-            f"Error: internal error ({type(exc).__name__}); this is a bug in tscallbacks. "
-            "Run again with --debug for the traceback.\n"
-        )
-        return int(ExitStatus.ERROR)
-    finally:
-        out.flush()
-        err.flush()
+    add("--session-idle", default="1200", metavar="SECONDS", help="M2M session idle timeout")
+    add("--token-ttl", default="3600", metavar="SECONDS", help="OAuth token lifetime")
+    faults = parser.add_argument_group("fault injection (for /api requests)")
+    add = faults.add_argument
+    add("--latency-ms", default="0", metavar="MS", help="delay every request by MS ms")
+    add("--rate-limit-next", default="0", metavar="K", help="answer 429 to the next K requests")
+    add("--rate-limit-fraction", default="0", metavar="F", help="answer 429 to a fraction F")
+    add("--retry-after", default="1", metavar="S", help="Retry-After seconds on 429s")
+    add("--seed", metavar="N", help="seed for --rate-limit-fraction (reproducible)")
+    add("--server-error-next", default="0", metavar="K", help="answer 5xx to the next K requests")
+    add("--server-error-status", default="503", metavar="N", help="status for those (5xx)")
+    add(
+        "--fail-writes",
+        action="append",
+        metavar="ACCOUNT=STATUS",
+        help="every POST/DELETE on ACCOUNT's callbacks fails with STATUS (repeatable)",
+    )
+    add("--drop-next", default="0", metavar="K", help="close the connection, unanswered, K times")

@@ -2,7 +2,7 @@
 
 The API's quirks stop here (FOTA's ``aname``/``name`` and empty body, M2M's
 ``accountName``/``serviceName``, passwords that may or may not be returned), so the
-planner compares like with like: :class:`reconciler.model.Registration` values.
+planner compares like with like: :class:`reconciler.core.model.Registration` values.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from types import MappingProxyType
 from typing import Any
 
-from reconciler.client import ThingSpaceClient, callbacks_path
-from reconciler.errors import ApiError, UsageError
-from reconciler.model import CurrentState, Family, Registration, Secret
+from reconciler.core.errors import ApiError, UsageError
+from reconciler.core.model import CurrentState, Family, Registration
+from reconciler.core.secrets import Secret
+from reconciler.thingspace.client import ThingSpaceClient, callbacks_path
 
 Normalizer = Callable[[str, list[dict[str, Any]]], dict[str, Registration]]
 

@@ -6,9 +6,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from reconciler.credentials import Credentials
-from reconciler.errors import UsageError
+from reconciler.core.errors import UsageError
 from reconciler.simulator.server import Simulator, SimulatorConfig
+from reconciler.thingspace.credentials import Credentials
 
 DEFAULT_STATE_PATH = Path(".tscallbacks/simulator.json")
 

@@ -1,7 +1,7 @@
 """The one HTTP client for the ThingSpace callback API (both families).
 
 One ``requests.Session``, timeouts on every call, retries with backoff in one place
-(:class:`_Wire`), authentication shared across threads (``reconciler.auth``), and
+(:class:`_Wire`), authentication shared across threads (``reconciler.thingspace.auth``), and
 errors that name method and path but never carry a secret.
 """
 
@@ -9,37 +9,24 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ipaddress
 import json as jsonlib
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
 
-from reconciler.auth import Authenticator, Tokens
-from reconciler.credentials import Credentials
-from reconciler.errors import ApiError, UsageError
-from reconciler.model import Family, Registration
-from reconciler.wire import RETRYABLE_STATUSES, RequestStats, Sent, Wire
-
-__all__ = [
-    "DEFAULT_ENDPOINT",
-    "FAMILY_BASE",
-    "RETRYABLE_STATUSES",
-    "ClientOptions",
-    "RequestStats",
-    "ThingSpaceClient",
-    "callbacks_path",
-    "normalize_endpoint",
-]
-
-DEFAULT_ENDPOINT = "https://thingspace.verizon.com"
+from reconciler.core.errors import ApiError
+from reconciler.core.model import Family, Registration
+from reconciler.thingspace.auth import Authenticator, Tokens
+from reconciler.thingspace.credentials import Credentials
+from reconciler.thingspace.endpoint import normalize_endpoint
+from reconciler.thingspace.options import ClientOptions
+from reconciler.thingspace.transport import RequestStats, Sent, Wire
 
 FAMILY_BASE: Mapping[Family, str] = MappingProxyType(
     {Family.M2M: "/api/m2m/v1/callbacks", Family.FOTA: "/api/fota/v1/callbacks"}
@@ -52,70 +39,10 @@ _SERVICE_FIELD: Mapping[Family, str] = MappingProxyType(
 )
 
 
-def normalize_endpoint(url: str, *, source: str = "endpoint") -> str:
-    """Validate a base URL: https required, except http to a loopback host (127.0.0.0/8, ::1,
-    localhost), which the local simulator uses; no path other than '/', no query, no credentials.
-    Returns it without a trailing slash. Raises UsageError with a one-line message otherwise.
-
-    Messages never repeat the URL (its user info or query may hold a secret); they name
-    ``source``, where the URL came from (the flag or the variable)."""
-    if not url or any(ch.isspace() or not ch.isprintable() for ch in url):
-        raise UsageError(f"invalid {source}: empty or contains whitespace/control characters")
-    if "@" in url:
-        raise UsageError(f"invalid {source}: a user name or password in the URL is not allowed")
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise UsageError(
-            f"invalid {source}: not a valid URL (expected https://HOST[:PORT])"
-        ) from None
-    host = (parts.hostname or "").lower()
-    scheme = parts.scheme.lower()
-    if scheme not in ("https", "http") or not host:
-        raise UsageError(f"invalid {source}: expected https://HOST[:PORT]")
-    shown_host = f"[{host}]" if ":" in host else host
-    base = f"{scheme}://{shown_host}" + (f":{port}" if port is not None else "")
-    if scheme == "http" and not _is_loopback(host):
-        raise UsageError(
-            f"invalid {source} {base}: plain http is only allowed to a loopback host; use https"
-        )
-    if parts.path not in ("", "/") or parts.query or parts.fragment or url.endswith(("?", "#")):
-        raise UsageError(f"invalid {source} {base}: must not have a path, query or fragment")
-    return base
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def callbacks_path(family: Family, account: str, service: str | None = None) -> str:
     """The API path for an account's callbacks (or one service), names percent-encoded."""
     path = f"{FAMILY_BASE[family]}/{quote(account, safe='')}"
     return path if service is None else f"{path}/name/{quote(service, safe='')}"
-
-
-@dataclass(frozen=True)
-class ClientOptions:
-    connect_timeout: float = 10.0
-    read_timeout: float = 30.0
-    max_attempts: int = 5  # per request, for retryable failures
-    backoff_base: float = 0.5  # exponential backoff with full jitter
-    backoff_max: float = 30.0
-    retry_after_max: float = 120.0  # cap on an honoured Retry-After
-    parallelism: int = 4  # max requests on the wire at once, across all threads
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1 or self.parallelism < 1:
-            raise UsageError("max_attempts and parallelism must be at least 1")
-        numbers = (self.connect_timeout, self.read_timeout, self.backoff_base, self.backoff_max)
-        if min(numbers) <= 0 or self.retry_after_max < 0:
-            raise UsageError("timeouts and backoff values must be positive")
 
 
 class ThingSpaceClient:
@@ -126,13 +53,14 @@ class ThingSpaceClient:
         endpoint: str,
         credentials: Credentials,
         *,
-        options: ClientOptions = ClientOptions(),
+        options: ClientOptions | None = None,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
         self.endpoint = normalize_endpoint(endpoint)
+        options = options or ClientOptions()
         self.options = options
         self._credentials = credentials
         self._owns_session = session is None

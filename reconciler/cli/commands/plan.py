@@ -1,0 +1,44 @@
+"""``tscallbacks plan``: read the live registrations and show what apply would change."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from reconciler.cli.connection import compute_plan, connect, target
+from reconciler.cli.console import Console, use_color
+from reconciler.cli.loading import config_path, load
+from reconciler.core.errors import ExitStatus, UsageError
+from reconciler.engine.saved_plan import make_saved_plan, write_saved_plan
+from reconciler.render import renderer
+
+
+def run(args: argparse.Namespace, io: Console) -> ExitStatus:
+    loaded = load(args, io, require_env=True)
+    if (
+        args.out
+        and os.path.exists(args.out)
+        and any(os.path.samefile(args.out, f) for f in loaded.files)
+    ):
+        raise UsageError(f"--out {args.out} is a configuration file this plan reads; refusing")
+    with connect(args, io) as client:
+        planned = compute_plan(client, loaded.desired, parallelism=args.parallelism)
+    plan = planned.plan
+    color = args.output == "text" and use_color(io.stdout, io.env)
+    renderer(args.output, color=color)(plan, io.stdout)
+    if args.out:
+        saved = make_saved_plan(
+            plan,
+            planned.current,
+            planned.wanted,
+            endpoint=target(args, io),
+            config_path=config_path(args),
+        )
+        write_saved_plan(saved, args.out)
+        io.stderr.write(
+            f"Saved this plan to {args.out}. To make exactly these changes: "
+            f"tscallbacks apply {args.out}\n"
+        )
+    if args.detailed_exitcode and plan.has_changes:
+        return ExitStatus.CHANGES
+    return ExitStatus.SUCCESS

@@ -1,0 +1,80 @@
+"""The API a run talks to: the endpoint (or the embedded simulator) and one client."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from reconciler.cli.console import Console
+from reconciler.core.errors import UsageError
+from reconciler.core.model import CurrentState, DesiredState, Family
+from reconciler.engine.observe import read_current
+from reconciler.engine.plan import Plan
+from reconciler.engine.planner import families_to_read, make_plan
+from reconciler.engine.saved_plan import EMBEDDED_SIMULATOR
+from reconciler.thingspace.client import ThingSpaceClient
+from reconciler.thingspace.credentials import Credentials
+from reconciler.thingspace.endpoint import DEFAULT_ENDPOINT, normalize_endpoint
+from reconciler.thingspace.options import ClientOptions
+
+ENV_ENDPOINT = "THINGSPACE_ENDPOINT"
+
+
+def target(args: argparse.Namespace, io: Console) -> str:
+    """The API this run talks to: the normalized endpoint, or the embedded simulator
+    (whose port changes every run, so saved plans record it by name)."""
+    if args.simulator:
+        if args.endpoint:
+            raise UsageError("--simulator and --endpoint cannot be used together")
+        return EMBEDDED_SIMULATOR
+    if args.endpoint:
+        return normalize_endpoint(args.endpoint, source="--endpoint")
+    if io.env.get(ENV_ENDPOINT):
+        return normalize_endpoint(io.env[ENV_ENDPOINT], source=ENV_ENDPOINT)
+    return DEFAULT_ENDPOINT
+
+
+@contextmanager
+def connect(args: argparse.Namespace, io: Console) -> Iterator[ThingSpaceClient]:
+    """One API client for the run: the embedded simulator, or the configured endpoint."""
+    options = ClientOptions(parallelism=args.parallelism)
+    endpoint = target(args, io)
+    if endpoint == EMBEDDED_SIMULATOR:
+        from reconciler.cli.simulated import embedded_simulator  # only for --simulator
+
+        with (
+            embedded_simulator(env=io.env) as (endpoint, credentials),
+            _client(io, endpoint, credentials, options) as client,
+        ):
+            yield client
+        return
+    credentials = Credentials.from_env(io.env)
+    with _client(io, endpoint, credentials, options) as client:
+        yield client
+
+
+@contextmanager
+def _client(
+    io: Console, endpoint: str, credentials: Credentials, options: ClientOptions
+) -> Iterator[ThingSpaceClient]:
+    io.secrets.add(credentials.secrets())
+    with ThingSpaceClient(endpoint, credentials, options=options) as client:
+        io.secrets.add_source(client.secrets)
+        yield client
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A plan and what it was computed from (for saving it and checking it later)."""
+
+    plan: Plan
+    current: CurrentState
+    wanted: dict[str, frozenset[Family]]
+
+
+def compute_plan(client: ThingSpaceClient, desired: DesiredState, *, parallelism: int) -> Planned:
+    wanted = families_to_read(desired)
+    current = read_current(client, wanted, parallelism=parallelism)
+    return Planned(make_plan(desired, current), current, wanted)
