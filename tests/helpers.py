@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
 import requests
 import requests_mock
 
+from reconciler.core import catalog
+from reconciler.core.families import M2M
 from reconciler.core.model import CurrentState, DesiredAccount, DesiredState, Registration
 from reconciler.core.secrets import Secret
 from reconciler.thingspace.auth import LOGIN_PATH, TOKEN_PATH
@@ -38,8 +41,21 @@ def desired(accounts: dict[str, dict[str, Registration]], *, prune: bool = True)
 
 
 def current(accounts: dict[str, dict[str, Registration]]) -> CurrentState:
+    """Observed state. Every observed registration names the family that listed it (the
+    normalizer guarantees that): the catalog's, or M2M for a name the catalog lacks."""
+
+    def listed(service: str, registration: Registration) -> Registration:
+        if registration.family is not None:
+            return registration
+        return replace(registration, family=catalog.family_of(service) or M2M)
+
     return CurrentState(
-        MappingProxyType({name: MappingProxyType(dict(c)) for name, c in accounts.items()})
+        MappingProxyType(
+            {
+                name: MappingProxyType({s: listed(s, r) for s, r in c.items()})
+                for name, c in accounts.items()
+            }
+        )
     )
 
 

@@ -14,8 +14,9 @@ import pytest
 import requests
 import requests_mock as rm
 
+from reconciler.core import families
 from reconciler.core.errors import ApiError, TransportError, UsageError
-from reconciler.core.model import Family, Registration
+from reconciler.core.model import Registration
 from reconciler.core.secrets import Secret
 from reconciler.thingspace.auth import LOGIN_PATH, TOKEN_PATH
 from reconciler.thingspace.client import ThingSpaceClient
@@ -83,39 +84,39 @@ def api_calls(m: rm.Mocker, method: str | None = None) -> list[Any]:
 def test_list_m2m_returns_raw_items(api: rm.Mocker) -> None:
     items = [{"accountName": ACCOUNT, "serviceName": "DeviceUsage", "url": "https://h/u"}]
     api.get(M2M, json=items)
-    assert make_client().list_callbacks(ACCOUNT, Family.M2M) == items
+    assert make_client().list_callbacks(ACCOUNT, families.M2M) == items
     assert last(api).headers["VZ-M2M-Token"] == SESSION
 
 
 def test_list_fota_returns_raw_items(api: rm.Mocker) -> None:
     items = [{"aname": ACCOUNT, "name": "Fota", "url": "https://h/f"}]
     api.get(FOTA, json=items)
-    assert make_client().list_callbacks(ACCOUNT, Family.FOTA) == items
+    assert make_client().list_callbacks(ACCOUNT, families.FOTA) == items
 
 
 @pytest.mark.parametrize("body", ["", "   \n", "null", "[]"])
 def test_fota_empty_body_is_empty_list(api: rm.Mocker, body: str) -> None:
     api.get(FOTA, text=body)
-    assert make_client().list_callbacks(ACCOUNT, Family.FOTA) == []
+    assert make_client().list_callbacks(ACCOUNT, families.FOTA) == []
 
 
 @pytest.mark.parametrize(
     ("family", "body", "expected"),
     [
-        (Family.M2M, "", "not JSON"),
-        (Family.M2M, "<html>oops</html>", "not JSON"),
-        (Family.M2M, '{"serviceName": "x"}', "expected a JSON array"),
-        (Family.M2M, '"text"', "expected a JSON array"),
-        (Family.M2M, "[1, 2]", "item 0 is not an object"),
-        (Family.FOTA, "garbage", "not JSON"),
-        (Family.FOTA, '{"aname": "x"}', "expected a JSON array"),
-        (Family.FOTA, '[{"name": "Fota"}, "x"]', "item 1 is not an object"),
+        (families.M2M, "", "not JSON"),
+        (families.M2M, "<html>oops</html>", "not JSON"),
+        (families.M2M, '{"serviceName": "x"}', "expected a JSON array"),
+        (families.M2M, '"text"', "expected a JSON array"),
+        (families.M2M, "[1, 2]", "item 0 is not an object"),
+        (families.FOTA, "garbage", "not JSON"),
+        (families.FOTA, '{"aname": "x"}', "expected a JSON array"),
+        (families.FOTA, '[{"name": "Fota"}, "x"]', "item 1 is not an object"),
     ],
 )
 def test_garbage_list_body_is_api_error(
-    api: rm.Mocker, family: Family, body: str, expected: str
+    api: rm.Mocker, family: families.FamilySpec, body: str, expected: str
 ) -> None:
-    api.get(M2M if family is Family.M2M else FOTA, text=body)
+    api.get(M2M if family is families.M2M else FOTA, text=body)
     with pytest.raises(ApiError) as info:
         make_client().list_callbacks(ACCOUNT, family)
     assert "unexpected response" in str(info.value)
@@ -126,7 +127,7 @@ def test_garbage_list_body_is_api_error(
 def test_register_m2m_body(api: rm.Mocker) -> None:
     api.post(M2M, json={"accountName": ACCOUNT, "serviceName": "SMSDeliveryConfirmation"})
     reg = Registration(url="https://h/sms", username="hook", password=Secret(HOOK_PASSWORD))
-    make_client().register(ACCOUNT, Family.M2M, "SMSDeliveryConfirmation", reg)
+    make_client().register(ACCOUNT, families.M2M, "SMSDeliveryConfirmation", reg)
     request = last(api)
     assert request.method == "POST"
     assert request.headers["Content-Type"] == "application/json"
@@ -142,19 +143,19 @@ def test_register_m2m_body(api: rm.Mocker) -> None:
 
 def test_register_m2m_omits_absent_fields(api: rm.Mocker) -> None:
     api.post(M2M, text="")  # 200 without a body is success too
-    make_client().register(ACCOUNT, Family.M2M, "DeviceUsage", Registration(url="https://h/u"))
+    make_client().register(ACCOUNT, families.M2M, "DeviceUsage", Registration(url="https://h/u"))
     assert last(api).json() == {"name": "DeviceUsage", "url": "https://h/u"}
 
 
 def test_register_fota_sends_name_and_url_only(api: rm.Mocker) -> None:
     api.post(FOTA, json={"aname": ACCOUNT, "name": "Fota", "url": "https://h/f"})
     reg = Registration(url="https://h/f", username="ignored", password=Secret("ignored-pw"))
-    make_client().register(ACCOUNT, Family.FOTA, "Fota", reg)
+    make_client().register(ACCOUNT, families.FOTA, "Fota", reg)
     assert last(api).json() == {"name": "Fota", "url": "https://h/f"}
 
 
-@pytest.mark.parametrize(("family", "base"), [(Family.M2M, M2M), (Family.FOTA, FOTA)])
-def test_deregister_paths(api: rm.Mocker, family: Family, base: str) -> None:
+@pytest.mark.parametrize(("family", "base"), [(families.M2M, M2M), (families.FOTA, FOTA)])
+def test_deregister_paths(api: rm.Mocker, family: families.FamilySpec, base: str) -> None:
     api.delete(f"{base}/name/Svc", text="")
     make_client().deregister(ACCOUNT, family, "Svc")
     assert last(api).method == "DELETE"
@@ -165,9 +166,9 @@ def test_names_are_percent_encoded(api: rm.Mocker) -> None:
     api.get(rm.ANY, json=[])
     api.delete(rm.ANY, text="")
     client = make_client()
-    client.list_callbacks("acc/1 ?#%", Family.M2M)
+    client.list_callbacks("acc/1 ?#%", families.M2M)
     assert urlsplit(last(api).url).path == "/api/m2m/v1/callbacks/acc%2F1%20%3F%23%25"
-    client.deregister("0252/x", Family.FOTA, "a b/c")
+    client.deregister("0252/x", families.FOTA, "a b/c")
     assert urlsplit(last(api).url).path == "/api/fota/v1/callbacks/0252%2Fx/name/a%20b%2Fc"
 
 
@@ -181,7 +182,7 @@ def test_400_is_final_and_carries_error_body(api: rm.Mocker, sleeps: list[float]
         json={"errorCode": "INVALID_PARAMETER", "errorMessage": "url is not reachable"},
     )
     with pytest.raises(ApiError) as info:
-        make_client(sleeps).register(ACCOUNT, Family.M2M, "DeviceUsage", Registration(url="x"))
+        make_client(sleeps).register(ACCOUNT, families.M2M, "DeviceUsage", Registration(url="x"))
     error = info.value
     assert (error.method, error.path, error.status) == ("POST", M2M.removeprefix(BASE), 400)
     assert error.error_code == "INVALID_PARAMETER"
@@ -196,21 +197,21 @@ def test_400_is_final_and_carries_error_body(api: rm.Mocker, sleeps: list[float]
 
 def test_429_retry_after_seconds_is_honoured(api: rm.Mocker, sleeps: list[float]) -> None:
     api.get(M2M, [{"status_code": 429, "headers": {"Retry-After": "7"}}, {"json": []}])
-    assert make_client(sleeps).list_callbacks(ACCOUNT, Family.M2M) == []
+    assert make_client(sleeps).list_callbacks(ACCOUNT, families.M2M) == []
     assert sleeps == [7.0]
 
 
 def test_retry_after_http_date_is_capped(api: rm.Mocker, sleeps: list[float]) -> None:
     later = format_datetime(datetime.now(UTC) + timedelta(hours=2), usegmt=True)
     api.get(M2M, [{"status_code": 503, "headers": {"Retry-After": later}}, {"json": []}])
-    make_client(sleeps, retry_after_max=42.0).list_callbacks(ACCOUNT, Family.M2M)
+    make_client(sleeps, retry_after_max=42.0).list_callbacks(ACCOUNT, families.M2M)
     assert sleeps == [42.0]
 
 
 def test_503_then_success_backs_off_with_jitter(api: rm.Mocker, sleeps: list[float]) -> None:
     api.get(M2M, [{"status_code": 503}, {"status_code": 502}, {"status_code": 500}, {"json": []}])
     client = make_client(sleeps, backoff_base=1.0)
-    assert client.list_callbacks(ACCOUNT, Family.M2M) == []
+    assert client.list_callbacks(ACCOUNT, families.M2M) == []
     assert len(sleeps) == 3
     for attempt, delay in enumerate(sleeps):
         assert 0.0 <= delay <= 1.0 * 2**attempt
@@ -226,7 +227,7 @@ def test_connection_error_is_retried(api: rm.Mocker, sleeps: list[float]) -> Non
             {"json": []},
         ],
     )
-    assert make_client(sleeps).list_callbacks(ACCOUNT, Family.M2M) == []
+    assert make_client(sleeps).list_callbacks(ACCOUNT, families.M2M) == []
     assert len(api_calls(api, "GET")) == 3
     assert len(sleeps) == 2
 
@@ -234,7 +235,7 @@ def test_connection_error_is_retried(api: rm.Mocker, sleeps: list[float]) -> Non
 def test_exhausted_5xx_is_api_error(api: rm.Mocker, sleeps: list[float]) -> None:
     api.get(M2M, status_code=503, json={"errorCode": "SERVICE_UNAVAILABLE"})
     with pytest.raises(ApiError) as info:
-        make_client(sleeps, max_attempts=4).list_callbacks(ACCOUNT, Family.M2M)
+        make_client(sleeps, max_attempts=4).list_callbacks(ACCOUNT, families.M2M)
     assert not isinstance(info.value, TransportError)
     assert info.value.status == 503
     assert "GET /api/m2m/v1/callbacks/0252012345-00001" in str(info.value)
@@ -248,7 +249,7 @@ def test_exhausted_connection_errors_are_transport_error(
 ) -> None:
     api.delete(f"{FOTA}/name/Fota", exc=requests.exceptions.ConnectTimeout)
     with pytest.raises(TransportError) as info:
-        make_client(sleeps, max_attempts=3).deregister(ACCOUNT, Family.FOTA, "Fota")
+        make_client(sleeps, max_attempts=3).deregister(ACCOUNT, families.FOTA, "Fota")
     assert str(info.value).startswith("DELETE /api/fota/v1/callbacks/0252012345-00001/name/Fota:")
     assert "timed out" in str(info.value)
     assert len(api_calls(api, "DELETE")) == 3
@@ -257,14 +258,14 @@ def test_exhausted_connection_errors_are_transport_error(
 def test_tls_error_is_not_retried(api: rm.Mocker, sleeps: list[float]) -> None:
     api.get(M2M, exc=requests.exceptions.SSLError)
     with pytest.raises(TransportError, match="TLS"):
-        make_client(sleeps).list_callbacks(ACCOUNT, Family.M2M)
+        make_client(sleeps).list_callbacks(ACCOUNT, families.M2M)
     assert len(api_calls(api)) == 1 and sleeps == []
 
 
 def test_redirects_are_not_followed(api: rm.Mocker) -> None:
     api.get(M2M, status_code=302, headers={"Location": "https://elsewhere.test/x"})
     with pytest.raises(ApiError) as info:
-        make_client().list_callbacks(ACCOUNT, Family.M2M)
+        make_client().list_callbacks(ACCOUNT, families.M2M)
     assert info.value.status == 302
     assert all(urlsplit(r.url).hostname == "ts.example.test" for r in api.request_history)
 
@@ -272,7 +273,7 @@ def test_redirects_are_not_followed(api: rm.Mocker) -> None:
 def test_non_json_error_body_is_clipped(api: rm.Mocker) -> None:
     api.get(M2M, status_code=404, text="<html>" + "x" * 5000 + "</html>")
     with pytest.raises(ApiError) as info:
-        make_client().list_callbacks(ACCOUNT, Family.M2M)
+        make_client().list_callbacks(ACCOUNT, families.M2M)
     assert "non-JSON error body" in str(info.value)
     assert len(str(info.value)) < 300
 
@@ -283,7 +284,7 @@ def test_non_json_error_body_is_clipped(api: rm.Mocker) -> None:
 def test_ambiguous_delete_confirmed_by_listing(api: rm.Mocker) -> None:
     api.delete(f"{M2M}/name/DeviceUsage", [{"status_code": 504}, {"status_code": 400}])
     api.get(M2M, json=[{"accountName": ACCOUNT, "serviceName": "AlertService", "url": "u"}])
-    make_client().deregister(ACCOUNT, Family.M2M, "DeviceUsage")
+    make_client().deregister(ACCOUNT, families.M2M, "DeviceUsage")
     assert len(api_calls(api, "GET")) == 1
 
 
@@ -294,14 +295,14 @@ def test_ambiguous_delete_still_registered_raises(api: rm.Mocker) -> None:
     )
     api.get(FOTA, json=[{"aname": ACCOUNT, "name": "Fota", "url": "u"}])
     with pytest.raises(ApiError) as info:
-        make_client().deregister(ACCOUNT, Family.FOTA, "Fota")
+        make_client().deregister(ACCOUNT, families.FOTA, "Fota")
     assert info.value.status == 400
 
 
 def test_clear_400_on_delete_is_final_without_listing(api: rm.Mocker) -> None:
     api.delete(f"{M2M}/name/DeviceUsage", status_code=400, json={"errorCode": "INVALID_PARAMETER"})
     with pytest.raises(ApiError, match="INVALID_PARAMETER"):
-        make_client().deregister(ACCOUNT, Family.M2M, "DeviceUsage")
+        make_client().deregister(ACCOUNT, families.M2M, "DeviceUsage")
     assert api_calls(api, "GET") == []
 
 
@@ -310,7 +311,7 @@ def test_ambiguous_register_confirmed_by_listing(api: rm.Mocker) -> None:
     api.post(M2M, [{"exc": requests.exceptions.ReadTimeout}, {"status_code": 400, "json": {}}])
     api.get(M2M, json=[{"accountName": ACCOUNT, "serviceName": "QoS", "url": "https://h/q",
                         "username": "", "password": ""}])  # fmt: skip
-    make_client().register(ACCOUNT, Family.M2M, "QoS", Registration(url="https://h/q"))
+    make_client().register(ACCOUNT, families.M2M, "QoS", Registration(url="https://h/q"))
     assert len(api_calls(api, "GET")) == 1
 
 
@@ -318,13 +319,13 @@ def test_ambiguous_register_not_in_listing_raises(api: rm.Mocker) -> None:
     api.post(M2M, [{"status_code": 503}, {"status_code": 400, "json": {"errorCode": "NO"}}])
     api.get(M2M, json=[{"accountName": ACCOUNT, "serviceName": "QoS", "url": "https://other"}])
     with pytest.raises(ApiError, match="NO"):
-        make_client().register(ACCOUNT, Family.M2M, "QoS", Registration(url="https://h/q"))
+        make_client().register(ACCOUNT, families.M2M, "QoS", Registration(url="https://h/q"))
 
 
 def test_clear_400_on_register_is_final_without_listing(api: rm.Mocker) -> None:
     api.post(M2M, status_code=400, json={"errorCode": "INVALID_PARAMETER"})
     with pytest.raises(ApiError, match="INVALID_PARAMETER"):
-        make_client().register(ACCOUNT, Family.M2M, "QoS", Registration(url="https://h/q"))
+        make_client().register(ACCOUNT, families.M2M, "QoS", Registration(url="https://h/q"))
     assert api_calls(api, "GET") == []
 
 
@@ -346,7 +347,7 @@ def test_error_message_echoing_secrets_is_scrubbed(api: rm.Mocker, status: int) 
     api.post(M2M, status_code=status, json={"errorCode": f"E {BEARER}", "errorMessage": echo})
     reg = Registration(url="https://h/u", username="u", password=Secret(HOOK_PASSWORD))
     with pytest.raises(ApiError) as info:
-        make_client(max_attempts=2).register(ACCOUNT, Family.M2M, "DeviceUsage", reg)
+        make_client(max_attempts=2).register(ACCOUNT, families.M2M, "DeviceUsage", reg)
     _assert_no_secret(info.value)
     assert "(sensitive)" in str(info.value)
 
@@ -355,21 +356,21 @@ def test_non_json_body_echoing_secrets_is_scrubbed(api: rm.Mocker) -> None:
     api.post(M2M, status_code=400, text=f"bad password {HOOK_PASSWORD} for token {SESSION}")
     reg = Registration(url="https://h/u", password=Secret(HOOK_PASSWORD))
     with pytest.raises(ApiError) as info:
-        make_client().register(ACCOUNT, Family.M2M, "DeviceUsage", reg)
+        make_client().register(ACCOUNT, families.M2M, "DeviceUsage", reg)
     _assert_no_secret(info.value)
 
 
 def test_second_401_echoing_secrets_is_scrubbed(api: rm.Mocker) -> None:
     api.get(M2M, status_code=401, json={"errorMessage": f"token {SESSION} / {BEARER} expired"})
     with pytest.raises(ApiError) as info:
-        make_client().list_callbacks(ACCOUNT, Family.M2M)
+        make_client().list_callbacks(ACCOUNT, families.M2M)
     _assert_no_secret(info.value)
 
 
 def test_transport_error_has_no_secret(api: rm.Mocker) -> None:
     api.get(M2M, exc=requests.exceptions.ConnectionError(f"boom {BEARER}"))
     with pytest.raises(TransportError) as info:
-        make_client(max_attempts=1).list_callbacks(ACCOUNT, Family.M2M)
+        make_client(max_attempts=1).list_callbacks(ACCOUNT, families.M2M)
     _assert_no_secret(info.value)
     assert info.value.__cause__ is None and info.value.__context__ is None
 
@@ -383,10 +384,10 @@ def test_stats_count_methods_kinds_and_retries(api: rm.Mocker) -> None:
     api.post(M2M, json={})
     api.delete(f"{M2M}/name/DeviceUsage", json={})
     client = make_client()
-    client.list_callbacks(ACCOUNT, Family.M2M)
-    client.list_callbacks(ACCOUNT, Family.FOTA)
-    client.register(ACCOUNT, Family.M2M, "DeviceUsage", Registration(url="https://h/u"))
-    client.deregister(ACCOUNT, Family.M2M, "DeviceUsage")
+    client.list_callbacks(ACCOUNT, families.M2M)
+    client.list_callbacks(ACCOUNT, families.FOTA)
+    client.register(ACCOUNT, families.M2M, "DeviceUsage", Registration(url="https://h/u"))
+    client.deregister(ACCOUNT, families.M2M, "DeviceUsage")
     stats = client.stats()
     assert dict(stats.by_kind) == {
         ("POST", "auth"): 2,
@@ -406,7 +407,7 @@ def test_parallelism_bounds_requests_in_flight() -> None:
     adapter.register_uri("GET", M2M, json=probe)
     client = ThingSpaceClient(BASE, CREDS, options=ClientOptions(parallelism=3), session=session)
     threads = [
-        threading.Thread(target=client.list_callbacks, args=(ACCOUNT, Family.M2M))
+        threading.Thread(target=client.list_callbacks, args=(ACCOUNT, families.M2M))
         for _ in range(12)
     ]
     for t in threads:
@@ -483,7 +484,7 @@ def test_odd_retry_after_values_never_escape(
     api: rm.Mocker, sleeps: list[float], retry_after: str
 ) -> None:
     api.get(M2M, [{"status_code": 429, "headers": {"Retry-After": retry_after}}, {"json": []}])
-    assert make_client(sleeps).list_callbacks(ACCOUNT, Family.M2M) == []
+    assert make_client(sleeps).list_callbacks(ACCOUNT, families.M2M) == []
     assert len(sleeps) == 1 and 0 <= sleeps[0] <= 120
 
 
@@ -491,7 +492,7 @@ def test_odd_retry_after_values_never_escape(
 def test_deeply_nested_json_is_a_typed_error(api: rm.Mocker, status: int) -> None:
     api.get(M2M, status_code=status, content=b"[" * 100_000)
     with pytest.raises(ApiError):
-        make_client().list_callbacks(ACCOUNT, Family.M2M)
+        make_client().list_callbacks(ACCOUNT, families.M2M)
 
 
 def test_unencodable_credentials_are_a_typed_error_without_the_secret(api: rm.Mocker) -> None:
@@ -499,6 +500,6 @@ def test_unencodable_credentials_are_a_typed_error_without_the_secret(api: rm.Mo
                         password="pw-value")  # fmt: skip
     client = ThingSpaceClient(BASE, creds, sleep=lambda s: None)
     with pytest.raises(TransportError) as info:
-        client.list_callbacks(ACCOUNT, Family.M2M)
+        client.list_callbacks(ACCOUNT, families.M2M)
     assert "could not be encoded" in str(info.value)
     assert "ret-value" not in repr(info.value) and info.value.__context__ is None

@@ -15,7 +15,7 @@ import requests
 import requests_mock as rm
 
 from reconciler.core.errors import ApiError, AuthError
-from reconciler.core.model import Family
+from reconciler.core.families import FOTA, M2M
 from reconciler.thingspace.auth import LOGIN_PATH, LOGOUT_PATH, TOKEN_PATH
 from reconciler.thingspace.client import ThingSpaceClient
 from reconciler.thingspace.credentials import Credentials
@@ -88,7 +88,7 @@ def calls(m: rm.Mocker, path: str, method: str = "POST") -> list[Any]:
 
 def test_auth_flow_order_and_headers(api: rm.Mocker) -> None:
     client = make_client()
-    assert client.list_callbacks(ACCOUNT, Family.M2M) == []
+    assert client.list_callbacks(ACCOUNT, M2M) == []
 
     token, login, listing = api.request_history
     assert (token.method, token.path) == ("POST", TOKEN_PATH)
@@ -114,7 +114,7 @@ def test_auth_flow_order_and_headers(api: rm.Mocker) -> None:
 def test_tokens_are_reused_between_calls(api: rm.Mocker) -> None:
     client = make_client()
     for _ in range(3):
-        client.list_callbacks(ACCOUNT, Family.M2M)
+        client.list_callbacks(ACCOUNT, M2M)
     assert len(calls(api, TOKEN_PATH)) == 1
     assert len(calls(api, LOGIN_PATH)) == 1
     stats = client.stats()
@@ -126,12 +126,12 @@ def test_tokens_are_reused_between_calls(api: rm.Mocker) -> None:
 def test_bearer_renewed_shortly_before_expiry(api: rm.Mocker) -> None:
     clock = FakeClock()
     client = make_client(clock=clock)
-    client.list_callbacks(ACCOUNT, Family.M2M)
+    client.list_callbacks(ACCOUNT, M2M)
     clock.now += 3000  # well inside the hour
-    client.list_callbacks(ACCOUNT, Family.M2M)
+    client.list_callbacks(ACCOUNT, M2M)
     assert len(calls(api, TOKEN_PATH)) == 1
     clock.now += 550  # 3550 s: within the renewal margin of a 3600 s token
-    client.list_callbacks(ACCOUNT, Family.M2M)
+    client.list_callbacks(ACCOUNT, M2M)
     assert len(calls(api, TOKEN_PATH)) == 2
     assert len(calls(api, LOGIN_PATH)) == 1  # the M2M session is kept
     assert last(api).headers["Authorization"] == "Bearer bearer-2"
@@ -151,7 +151,7 @@ def test_threads_share_one_login(requests_mock: rm.Mocker) -> None:
 
     def work() -> None:
         try:
-            client.list_callbacks(ACCOUNT, Family.M2M)
+            client.list_callbacks(ACCOUNT, M2M)
         except BaseException as exc:
             errors.append(exc)
 
@@ -169,7 +169,7 @@ def test_threads_share_one_login(requests_mock: rm.Mocker) -> None:
 def test_401_relogs_once_and_retries(api: rm.Mocker) -> None:
     api.get(LIST_URL, [{"status_code": 401, "json": {"errorCode": "INVALID_ACCESS"}}, {"json": []}])
     client = make_client()
-    assert client.list_callbacks(ACCOUNT, Family.M2M) == []
+    assert client.list_callbacks(ACCOUNT, M2M) == []
     assert len(calls(api, TOKEN_PATH)) == 2
     assert len(calls(api, LOGIN_PATH)) == 2
     first, second = calls(api, LIST_URL.removeprefix(BASE), "GET")
@@ -183,7 +183,7 @@ def test_second_401_fails_the_call_not_the_run(api: rm.Mocker) -> None:
     api.get(LIST_URL, status_code=401, json={"errorCode": "INVALID_ACCESS", "errorMessage": "no"})
     client = make_client()
     with pytest.raises(ApiError) as info:
-        client.list_callbacks(ACCOUNT, Family.M2M)
+        client.list_callbacks(ACCOUNT, M2M)
     # The login worked: a 401 to fresh tokens is about this call (a permission on this
     # account, say), so it is not remembered as a refusal of the credentials.
     assert not isinstance(info.value, AuthError)
@@ -194,7 +194,7 @@ def test_second_401_fails_the_call_not_the_run(api: rm.Mocker) -> None:
     assert len(calls(api, LOGIN_PATH)) == 2
     # Another call right away gets the 401 reported without logging in yet again.
     with pytest.raises(ApiError, match="refused with a fresh login"):
-        client.list_callbacks(ACCOUNT, Family.M2M)
+        client.list_callbacks(ACCOUNT, M2M)
     assert len(calls(api, LOGIN_PATH)) == 2
     assert len(calls(api, LIST_URL.removeprefix(BASE), "GET")) == 3
 
@@ -203,9 +203,9 @@ def test_401_long_after_a_relogin_logs_in_again(api: rm.Mocker) -> None:
     clock = FakeClock()
     api.get(LIST_URL, [{"status_code": 401}, {"json": []}, {"status_code": 401}, {"json": []}])
     client = make_client(clock=clock)
-    client.list_callbacks(ACCOUNT, Family.M2M)
+    client.list_callbacks(ACCOUNT, M2M)
     clock.now += 1300  # the session idled out long after the re-login
-    client.list_callbacks(ACCOUNT, Family.M2M)
+    client.list_callbacks(ACCOUNT, M2M)
     assert len(calls(api, LOGIN_PATH)) == 3
 
 
@@ -234,7 +234,7 @@ def test_refused_login_is_never_retried_and_remembered(api: rm.Mocker, status: i
     sleeps: list[float] = []
     client = make_client(sleeps=sleeps)
     with pytest.raises(AuthError) as first:
-        client.list_callbacks(ACCOUNT, Family.M2M)
+        client.list_callbacks(ACCOUNT, M2M)
     assert "POST /api/m2m/v1/session/login" in str(first.value)
     assert "INVALID_ACCESS" in str(first.value)
     seen = len(api.request_history)
@@ -242,12 +242,12 @@ def test_refused_login_is_never_retried_and_remembered(api: rm.Mocker, status: i
     assert sleeps == []
 
     with pytest.raises(AuthError) as later:
-        client.register(ACCOUNT, Family.FOTA, "Fota", _fota())
+        client.register(ACCOUNT, FOTA, "Fota", _fota())
     assert str(later.value) == str(first.value)
 
     from_thread: list[BaseException] = []
     worker = threading.Thread(
-        target=lambda: _capture(from_thread, client.list_callbacks, ACCOUNT, Family.FOTA)
+        target=lambda: _capture(from_thread, client.list_callbacks, ACCOUNT, FOTA)
     )
     worker.start()
     worker.join()
@@ -261,7 +261,7 @@ def test_refused_client_credentials_are_remembered(api: rm.Mocker, status: int) 
     client = make_client()
     for _ in range(3):
         with pytest.raises(AuthError):
-            client.list_callbacks(ACCOUNT, Family.M2M)
+            client.list_callbacks(ACCOUNT, M2M)
     assert len(api.request_history) == 1
     assert calls(api, LOGIN_PATH) == []
 
@@ -274,9 +274,9 @@ def test_refused_relogin_after_401_is_remembered(api: rm.Mocker) -> None:
     api.get(LIST_URL, status_code=401, json={})
     client = make_client()
     with pytest.raises(AuthError):
-        client.list_callbacks(ACCOUNT, Family.M2M)
+        client.list_callbacks(ACCOUNT, M2M)
     with pytest.raises(AuthError):
-        client.list_callbacks(ACCOUNT, Family.M2M)
+        client.list_callbacks(ACCOUNT, M2M)
     assert len(calls(api, LOGIN_PATH)) == 2
     assert len(calls(api, LIST_URL.removeprefix(BASE), "GET")) == 1
 
@@ -291,7 +291,7 @@ def test_login_503_then_success_is_retried(api: rm.Mocker) -> None:
     )
     sleeps: list[float] = []
     client = make_client(sleeps=sleeps)
-    assert client.list_callbacks(ACCOUNT, Family.M2M) == []
+    assert client.list_callbacks(ACCOUNT, M2M) == []
     assert len(calls(api, LOGIN_PATH)) == 2
     assert len(sleeps) == 1
     assert client.stats().retries == 1
@@ -306,7 +306,7 @@ def test_token_connection_error_is_retried(api: rm.Mocker) -> None:
         ],
     )
     client = make_client()
-    assert client.list_callbacks(ACCOUNT, Family.M2M) == []
+    assert client.list_callbacks(ACCOUNT, M2M) == []
     assert len(calls(api, TOKEN_PATH)) == 2
 
 
@@ -319,11 +319,11 @@ def test_login_unavailable_is_remembered(api: rm.Mocker) -> None:
     )
     client = make_client(max_attempts=2)
     with pytest.raises(AuthError) as info:
-        client.list_callbacks(ACCOUNT, Family.M2M)
+        client.list_callbacks(ACCOUNT, M2M)
     assert "POST /api/m2m/v1/session/login" in str(info.value)
     assert "connection failed" in str(info.value) and "not retried" in str(info.value)
     with pytest.raises(AuthError):
-        client.list_callbacks(ACCOUNT, Family.M2M)
+        client.list_callbacks(ACCOUNT, M2M)
     assert len(calls(api, LOGIN_PATH)) == 2
 
 
@@ -333,7 +333,7 @@ def test_any_final_login_failure_is_remembered(api: rm.Mocker, status: int) -> N
     client = make_client()
     for _ in range(3):
         with pytest.raises(AuthError):
-            client.list_callbacks(ACCOUNT, Family.M2M)
+            client.list_callbacks(ACCOUNT, M2M)
     assert len(calls(api, LOGIN_PATH)) == 1
 
 
@@ -341,16 +341,16 @@ def test_login_without_session_token_is_remembered(api: rm.Mocker) -> None:
     api.post(BASE + LOGIN_PATH, json={"unexpected": True})
     client = make_client()
     with pytest.raises(AuthError) as info:
-        client.list_callbacks(ACCOUNT, Family.M2M)
+        client.list_callbacks(ACCOUNT, M2M)
     assert "unexpected response" in str(info.value)
     with pytest.raises(AuthError):
-        client.list_callbacks(ACCOUNT, Family.M2M)
+        client.list_callbacks(ACCOUNT, M2M)
     assert len(calls(api, LOGIN_PATH)) == 1
 
 
 def test_close_logs_out_with_both_headers(api: rm.Mocker) -> None:
     with make_client() as client:
-        client.list_callbacks(ACCOUNT, Family.M2M)
+        client.list_callbacks(ACCOUNT, M2M)
     logout = last(api)
     assert (logout.method, logout.path) == ("POST", LOGOUT_PATH)
     assert logout.headers["Authorization"] == "Bearer bearer-1"
@@ -367,7 +367,7 @@ def test_close_never_raises(api: rm.Mocker) -> None:
     api.post(BASE + LOGOUT_PATH, exc=requests.exceptions.ConnectionError)
     sleeps: list[float] = []
     client = make_client(sleeps=sleeps)
-    client.list_callbacks(ACCOUNT, Family.M2M)
+    client.list_callbacks(ACCOUNT, M2M)
     client.close()
     assert len(calls(api, LOGOUT_PATH)) == 1  # a single attempt, no backoff
     assert sleeps == []
@@ -375,7 +375,7 @@ def test_close_never_raises(api: rm.Mocker) -> None:
 
 def test_secrets_lists_credentials_and_tokens(api: rm.Mocker) -> None:
     client = make_client()
-    client.list_callbacks(ACCOUNT, Family.M2M)
+    client.list_callbacks(ACCOUNT, M2M)
     secrets = client.secrets()
     for value in ("client-secret-XYZ", "user-password-PQR", "bearer-1", "session-1"):
         assert value in secrets
@@ -395,7 +395,7 @@ def test_login_error_echoing_password_is_scrubbed(api: rm.Mocker) -> None:
     )
     client = make_client()
     with pytest.raises(AuthError) as info:
-        client.list_callbacks(ACCOUNT, Family.M2M)
+        client.list_callbacks(ACCOUNT, M2M)
     for text in (str(info.value), repr(info.value), json.dumps(vars(info.value), default=str)):
         assert "user-password-PQR" not in text
         assert "bearer-1" not in text
@@ -420,7 +420,7 @@ def test_login_is_retried_at_most_three_times(api: rm.Mocker) -> None:
     api.post(BASE + LOGIN_PATH, status_code=503, json={"errorCode": "UNAVAILABLE"})
     client = make_client(max_attempts=5)
     with pytest.raises(ApiError):
-        client.list_callbacks(ACCOUNT, Family.M2M)
+        client.list_callbacks(ACCOUNT, M2M)
     logins = [r for r in api.request_history if r.path == LOGIN_PATH]
     assert len(logins) == 3
 
@@ -448,7 +448,7 @@ def test_a_bearer_that_expired_during_a_retry_is_renewed_alone() -> None:
             [{"status_code": 429, "headers": {"Retry-After": "95"}}, {"json": listing}],
         )
         client = ThingSpaceClient(BASE, CREDS, sleep=sleep, clock=clock)
-        assert client.list_callbacks(ACCOUNT, Family.M2M) == []
+        assert client.list_callbacks(ACCOUNT, M2M) == []
         stats = client.stats()
         assert (stats.token_grants, stats.logins, stats.relogins) == (2, 1, 0)
         last_list = [r for r in m.request_history if r.path == LIST_URL.removeprefix(BASE)][-1]
@@ -467,6 +467,6 @@ def test_an_expired_session_behind_a_due_bearer_still_recovers(api: rm.Mocker) -
 
     api.get(LIST_URL, [{"json": slow_401}, {"status_code": 401}, {"json": []}])
     client = make_client(clock=clock)
-    assert client.list_callbacks(ACCOUNT, Family.M2M) == []
+    assert client.list_callbacks(ACCOUNT, M2M) == []
     assert len(calls(api, TOKEN_PATH)) == 3  # first, bearer-only renewal, re-login
     assert len(calls(api, LOGIN_PATH)) == 2

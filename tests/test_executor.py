@@ -5,7 +5,8 @@ import threading
 import pytest
 
 from reconciler.core.errors import ApiError, ApplyError, AuthError
-from reconciler.core.model import Family, Registration
+from reconciler.core.families import FOTA, M2M, FamilySpec
+from reconciler.core.model import Registration
 from reconciler.engine.executor import apply_plan
 from reconciler.engine.planner import make_plan
 from tests.helpers import current, desired, reg
@@ -15,12 +16,13 @@ U = "https://hooks.example.com/x"
 
 class FakeWriter:
     def __init__(self, fail: dict[tuple[str, str], Exception] | None = None) -> None:
-        self.calls: list[tuple[str, str, Family, str, str | None]] = []
+        self.calls: list[tuple[str, str, FamilySpec, str, str | None]] = []
+        self.updates: list[bool] = []
         self.fail = fail or {}
         self.lock = threading.Lock()
 
     def _record(
-        self, verb: str, account: str, family: Family, service: str, url: str | None
+        self, verb: str, account: str, family: FamilySpec, service: str, url: str | None
     ) -> None:
         with self.lock:
             self.calls.append((verb, account, family, service, url))
@@ -28,11 +30,18 @@ class FakeWriter:
             raise self.fail[(account, service)]
 
     def register(
-        self, account: str, family: Family, service: str, registration: Registration
+        self,
+        account: str,
+        family: FamilySpec,
+        service: str,
+        registration: Registration,
+        *,
+        update: bool = False,
     ) -> None:
         self._record("register", account, family, service, registration.url)
+        self.updates.append(update)
 
-    def deregister(self, account: str, family: Family, service: str) -> None:
+    def deregister(self, account: str, family: FamilySpec, service: str) -> None:
         self._record("deregister", account, family, service, None)
 
 
@@ -45,14 +54,15 @@ def test_each_action_maps_to_the_right_call() -> None:
     report = apply_plan(plan, writer, parallelism=2)
     assert sorted(writer.calls) == sorted(
         [
-            ("deregister", "a", Family.M2M, "AlertService", None),
-            ("register", "a", Family.M2M, "DeviceUsage", U),
-            ("register", "a", Family.FOTA, "Fota", U + "2"),
-            ("register", "a", Family.M2M, "QoS", U),
+            ("deregister", "a", M2M, "AlertService", None),
+            ("register", "a", M2M, "DeviceUsage", U),
+            ("register", "a", FOTA, "Fota", U + "2"),
+            ("register", "a", M2M, "QoS", U),
         ]
     )
     assert not report.failures
     assert report.summary_line() == "2 created, 1 updated, 1 deleted"
+    assert sorted(writer.updates) == [False, False, True]  # the update is sent as one
     report.raise_for_failures()
 
 
@@ -102,9 +112,15 @@ def test_stop_starts_nothing_new() -> None:
 
     class Stopping(FakeWriter):
         def register(
-            self, account: str, family: Family, service: str, registration: Registration
+            self,
+            account: str,
+            family: FamilySpec,
+            service: str,
+            registration: Registration,
+            *,
+            update: bool = False,
         ) -> None:
-            super().register(account, family, service, registration)
+            super().register(account, family, service, registration, update=update)
             stop.set()  # as Ctrl-C does, while this change is on the wire
 
     writer = Stopping()

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.core.model import Family, Key, Registration
+from reconciler.core.families import FOTA, M2M, all_families
+from reconciler.core.model import Key, Registration
 from reconciler.engine.plan import Action
 from reconciler.engine.planner import families_to_read, make_plan
 from tests.helpers import current, desired, reg
@@ -97,7 +98,7 @@ def test_families_routed_by_catalog() -> None:
         current({A: {"SomethingNew": reg(U2)}}),
     )
     families = {c.service: c.family for c in plan.changes}
-    assert families == {"Fota": Family.FOTA, "QoS": Family.M2M, "SomethingNew": Family.M2M}
+    assert families == {"Fota": FOTA, "QoS": M2M, "SomethingNew": M2M}
 
 
 def test_accounts_sorted_and_only_declared() -> None:
@@ -148,20 +149,20 @@ def test_password_never_in_plan_dict() -> None:
 
 
 def test_unknown_service_is_deleted_through_the_family_that_listed_it() -> None:
-    listed = Registration(url=U1, family=Family.FOTA)
+    listed = Registration(url=U1, family=FOTA)
     plan = make_plan(desired({A: {}}), current({A: {"FotaV2": listed, "NewM2M": reg(U1)}}))
     assert {c.service: c.family for c in plan.changes} == {
-        "FotaV2": Family.FOTA,
-        "NewM2M": Family.M2M,
+        "FotaV2": FOTA,
+        "NewM2M": M2M,
     }
 
 
 def test_families_to_read() -> None:
     state = desired({"p": {"DeviceUsage": reg(U1)}})
-    assert families_to_read(state) == {"p": frozenset(Family)}
+    assert families_to_read(state) == {"p": frozenset(all_families())}
     kept = desired({"a": {"Fota": reg(U1)}, "b": {"QoS": reg(U1)}, "c": {}}, prune=False)
     assert families_to_read(kept) == {
-        "a": frozenset({Family.FOTA}),
-        "b": frozenset({Family.M2M}),
+        "a": frozenset({FOTA}),
+        "b": frozenset({M2M}),
         "c": frozenset(),
     }

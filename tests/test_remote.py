@@ -9,16 +9,16 @@ import pytest
 import requests_mock as rm
 
 from reconciler.core.errors import ApiError
-from reconciler.core.model import CurrentState, Family, Key, Registration
+from reconciler.core.families import FOTA, M2M, all_families
+from reconciler.core.model import CurrentState, Key, Registration
 from reconciler.core.secrets import Secret
-from reconciler.engine.observe import normalize_fota, normalize_m2m, read_current
+from reconciler.engine.observe import read_current
 from reconciler.thingspace.auth import LOGIN_PATH, TOKEN_PATH
 from reconciler.thingspace.client import ThingSpaceClient
 from reconciler.thingspace.credentials import Credentials
 from reconciler.thingspace.options import ClientOptions
+from reconciler.thingspace.wireformat import normalize
 from tests.helpers import InFlightProbe, bare_adapter_session
-
-M2M, FOTA = Family.M2M, Family.FOTA
 
 BASE = "https://ts.example.test"
 A = "0252012345-00001"
@@ -59,7 +59,7 @@ def test_m2m_password_states() -> None:
         {"accountName": A, "serviceName": "S3", "url": "https://h/3", "password": ""},
         {"accountName": A, "serviceName": "S4", "url": "https://h/4", "password": None},
     ]
-    got = normalize_m2m(A, items)
+    got = normalize(M2M, A, items)
     assert got["S1"] == Registration(url="https://h/1", password=Secret("pw1"), family=M2M)
     assert got["S1"].password_known is True
     assert got["S2"] == Registration(
@@ -77,7 +77,7 @@ def test_m2m_password_states() -> None:
 @pytest.mark.parametrize("username", ["", None])
 def test_m2m_empty_username_is_none(username: str | None) -> None:
     items = [{"serviceName": "S", "url": "u", "username": username, "password": "p"}]
-    assert normalize_m2m(A, items)["S"].username is None
+    assert normalize(M2M, A, items)["S"].username is None
 
 
 def test_m2m_keeps_username_and_ignores_other_accounts() -> None:
@@ -85,7 +85,7 @@ def test_m2m_keeps_username_and_ignores_other_accounts() -> None:
         {"accountName": A, "serviceName": "DeviceUsage", "url": "u1", "username": "hook"},
         {"accountName": B, "serviceName": "AlertService", "url": "u2"},
     ]
-    got = normalize_m2m(A, items)
+    got = normalize(M2M, A, items)
     assert list(got) == ["DeviceUsage"]
     assert got["DeviceUsage"].username == "hook"
 
@@ -95,7 +95,7 @@ def test_m2m_duplicate_service_keeps_last() -> None:
         {"accountName": A, "serviceName": "DeviceUsage", "url": "first"},
         {"accountName": A, "serviceName": "DeviceUsage", "url": "last"},
     ]
-    assert normalize_m2m(A, items) == {
+    assert normalize(M2M, A, items) == {
         "DeviceUsage": Registration("last", password_known=False, family=M2M)
     }
 
@@ -112,7 +112,7 @@ def test_m2m_duplicate_service_keeps_last() -> None:
 )
 def test_m2m_malformed_item_is_unexpected_response(item: dict[str, Any]) -> None:
     with pytest.raises(ApiError) as info:
-        normalize_m2m(A, [item])
+        normalize(M2M, A, [item])
     assert "unexpected response" in str(info.value)
     assert str(info.value).startswith(f"GET /api/m2m/v1/callbacks/{A}")
     assert "leaky-pw" not in str(info.value) and "987654321" not in str(info.value)
@@ -126,7 +126,7 @@ def test_fota_items() -> None:
         {"aname": A, "name": "Fota", "url": "https://h/f"},
         {"aname": B, "name": "Fota", "url": "https://h/other"},
     ]
-    got = normalize_fota(A, items)
+    got = normalize(FOTA, A, items)
     assert got == {"Fota": Registration(url="https://h/f", family=FOTA)}
     assert got["Fota"].password_known is True
     assert got["Fota"].username is None and got["Fota"].password is None
@@ -135,11 +135,11 @@ def test_fota_items() -> None:
 @pytest.mark.parametrize("item", [{"aname": A, "url": "u"}, {"aname": A, "name": "Fota"}])
 def test_fota_malformed_item(item: dict[str, Any]) -> None:
     with pytest.raises(ApiError, match="unexpected response"):
-        normalize_fota(A, [item])
+        normalize(FOTA, A, [item])
 
 
 def test_fota_empty() -> None:
-    assert normalize_fota(A, []) == {}
+    assert normalize(FOTA, A, []) == {}
 
 
 # -- read_current -----------------------------------------------------------------------
@@ -154,7 +154,7 @@ def test_read_current_only_reads_what_was_asked(api: rm.Mocker) -> None:
         json=[{"accountName": A, "serviceName": "DeviceUsage", "url": "https://h/u"}],
     )
     api.get(fota_url(B), json=[{"aname": B, "name": "Fota", "url": "https://h/f"}])
-    wanted = {A: frozenset({Family.M2M}), B: frozenset({Family.FOTA}), "C": frozenset()}
+    wanted = {A: frozenset({M2M}), B: frozenset({FOTA}), "C": frozenset()}
     state = read_current(make_client(), wanted, parallelism=4)
     assert get_paths(api) == {
         urlsplit(m2m_url(A)).path,
@@ -172,7 +172,7 @@ def test_read_current_only_reads_what_was_asked(api: rm.Mocker) -> None:
 def test_read_current_merges_both_families(api: rm.Mocker) -> None:
     api.get(m2m_url(A), json=[{"accountName": A, "serviceName": "QoS", "url": "https://h/q"}])
     api.get(fota_url(A), json=[{"aname": A, "name": "Fota", "url": "https://h/f"}])
-    state = read_current(make_client(), {A: frozenset(Family)}, parallelism=2)
+    state = read_current(make_client(), {A: frozenset(all_families())}, parallelism=2)
     assert set(state.accounts[A]) == {"QoS", "Fota"}
 
 
@@ -188,9 +188,7 @@ def test_read_current_raises_first_failure(api: rm.Mocker) -> None:
         m2m_url(B), status_code=400, json={"errorCode": "INVALID_PARAMETER", "errorMessage": "x"}
     )
     with pytest.raises(ApiError) as info:
-        read_current(
-            make_client(), {A: frozenset({Family.M2M}), B: frozenset({Family.M2M})}, parallelism=2
-        )
+        read_current(make_client(), {A: frozenset({M2M}), B: frozenset({M2M})}, parallelism=2)
     assert info.value.error_code == "INVALID_PARAMETER"
     assert B in info.value.path
 
@@ -198,7 +196,7 @@ def test_read_current_raises_first_failure(api: rm.Mocker) -> None:
 def test_read_current_normalization_failure_is_api_error(api: rm.Mocker) -> None:
     api.get(fota_url(A), json=[{"aname": A, "url": "https://h/f"}])
     with pytest.raises(ApiError, match="unexpected response"):
-        read_current(make_client(), {A: frozenset({Family.FOTA})}, parallelism=1)
+        read_current(make_client(), {A: frozenset({FOTA})}, parallelism=1)
 
 
 def test_read_current_bounds_workers() -> None:
@@ -208,7 +206,7 @@ def test_read_current_bounds_workers() -> None:
     for account in accounts:
         adapter.register_uri("GET", m2m_url(account), json=slow)
     client = ThingSpaceClient(BASE, CREDS, options=ClientOptions(parallelism=8), session=session)
-    wanted = {account: frozenset({Family.M2M}) for account in accounts}
+    wanted = {account: frozenset({M2M}) for account in accounts}
     state = read_current(client, wanted, parallelism=2)
     assert set(state.accounts) == set(accounts)
     assert slow.peak == 2

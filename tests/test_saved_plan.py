@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from reconciler.core.model import CurrentState, Family
+from reconciler.core.families import M2M, FamilySpec, all_families
+from reconciler.core.model import CurrentState
 from reconciler.engine.plan import Plan
 from reconciler.engine.planner import families_to_read, make_plan
 from reconciler.engine.saved_plan import (
@@ -28,7 +29,7 @@ U = "https://hooks.example.com/u"
 SECRET = "saved-plan-secret-value"
 
 
-def build(tmp_path: Path) -> tuple[Path, Plan, CurrentState, dict[str, frozenset[Family]]]:
+def build(tmp_path: Path) -> tuple[Path, Plan, CurrentState, dict[str, frozenset[FamilySpec]]]:
     want = desired({A: {"DeviceUsage": reg(U, "ops", SECRET), "Fota": reg(U + "/f")}})
     have = current({A: {"DeviceUsage": reg(U, "ops", "remote-secret-value")}})
     wanted = families_to_read(want)
@@ -59,7 +60,7 @@ def test_round_trip_and_no_secret(tmp_path: Path) -> None:
 
 
 def test_digest_ignores_password_values_but_sees_the_rest() -> None:
-    wanted = {A: frozenset(Family)}
+    wanted = {A: frozenset(all_families())}
     base = remote_digest(current({A: {"DeviceUsage": reg(U, None, "one-secret")}}), wanted)
     other_pw = remote_digest(current({A: {"DeviceUsage": reg(U, None, "two-secret")}}), wanted)
     no_pw = remote_digest(current({A: {"DeviceUsage": reg(U)}}), wanted)
@@ -90,7 +91,7 @@ def test_stale_is_refused(tmp_path: Path, change: str, message: str) -> None:
     elif change == "plan":
         kwargs["plan"] = make_plan(desired({A: {}}), have)
     else:
-        kwargs["planned_wanted"] = {A: frozenset({Family.M2M})}
+        kwargs["planned_wanted"] = {A: frozenset({M2M})}
     with pytest.raises(PlanFileError, match=message):
         check_fresh(loaded, **kwargs)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
@@ -33,10 +35,23 @@ def test_service_enum_matches_catalog() -> None:
     assert catalog.schema()["$defs"]["serviceName"]["enum"] == list(catalog.services())
 
 
-def test_fota_is_the_only_special_registration() -> None:
-    callbacks = catalog.schema()["$defs"]["callbacks"]
-    fota_services = [s for s, fam in catalog.services().items() if fam.value == "fota"]
-    assert list(callbacks["properties"]) == fota_services
+def test_each_service_takes_its_familys_registration_shape() -> None:
+    schema = catalog.schema()
+    properties = schema["$defs"]["callbacks"]["properties"]
+    assert list(properties) == list(catalog.services())
+    for service, family in catalog.services().items():
+        ref = properties[service]["$ref"]
+        assert ref == f"#/$defs/{family.name}Registration"
+        shape = schema["$defs"][ref.rsplit("/", 1)[1]]
+        assert set(shape["properties"]) == {"url", *family.options}
+
+
+def test_shipped_schema_file_is_the_generated_one() -> None:
+    """Run ``python -m reconciler.core.catalog`` after changing services or families."""
+    path = Path(__file__).parent.parent / "schemas" / catalog.SCHEMA_FILE
+    shipped = json.loads(path.read_text("utf-8"))
+    assert shipped == catalog.build_schema(shipped)
+    assert catalog.schema_text() == path.read_text("utf-8")
 
 
 def test_valid_document_has_no_problems() -> None:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from reconciler.cli.console import Console
 from reconciler.core.errors import UsageError
-from reconciler.core.model import CurrentState, DesiredState, Family
+from reconciler.core.families import FamilySpec
+from reconciler.core.model import CurrentState, DesiredState
 from reconciler.engine.observe import read_current
 from reconciler.engine.plan import Plan
 from reconciler.engine.planner import families_to_read, make_plan
@@ -71,7 +72,7 @@ class Planned:
 
     plan: Plan
     current: CurrentState
-    wanted: dict[str, frozenset[Family]]
+    wanted: dict[str, frozenset[FamilySpec]]
 
 
 def compute_plan(client: ThingSpaceClient, desired: DesiredState, *, parallelism: int) -> Planned:

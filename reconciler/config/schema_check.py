@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Iterator
-from functools import cache
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
@@ -23,9 +22,14 @@ from reconciler.core.errors import Location, Problem
 _SECRET_FIELDS = frozenset({"username", "password"})
 
 
-@cache
+_compiled: list[tuple[Any, Any]] = []  # (schema, its validator): rebuilt if the schema changes
+
+
 def _validator() -> Any:
-    return jsonschema.Draft202012Validator(dict(catalog.schema()))
+    current = catalog.schema()
+    if not _compiled or _compiled[0][0] is not current:
+        _compiled[:] = [(current, jsonschema.Draft202012Validator(dict(current)))]
+    return _compiled[0][1]
 
 
 def check_schema(doc: YamlDoc) -> list[Problem]:
@@ -108,8 +112,10 @@ def _property_name_message(path: JsonPath, key: str, validator: str, error: Any)
 
 
 def _unknown_field(path: JsonPath, key: str, allowed: list[str]) -> str:
-    if len(path) == 4 and _is_service_map(path[:3]) and path[3] == "Fota":
-        return f"unknown field {key!r} (Fota registrations take only: {', '.join(allowed)})"
+    service = path[3] if len(path) == 4 and _is_service_map(path[:3]) else None
+    family = catalog.family_of(service) if isinstance(service, str) else None
+    if family is not None and not family.options:  # a URL-only family: say it plainly
+        return f"unknown field {key!r} ({service} registrations take only: {', '.join(allowed)})"
     return f"unknown field {key!r} (allowed: {', '.join(allowed)})"
 
 

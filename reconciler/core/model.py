@@ -8,18 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from types import MappingProxyType
 from typing import NamedTuple
 
+from reconciler.core.families import FamilySpec
 from reconciler.core.secrets import Secret
-
-
-class Family(StrEnum):
-    """The API family a callback service belongs to (different URLs and body shapes)."""
-
-    M2M = "m2m"  # Connectivity Management: /api/m2m/v1/callbacks
-    FOTA = "fota"  # Software Management (FOTA v1): /api/fota/v1/callbacks
 
 
 class Key(NamedTuple):
@@ -46,7 +39,7 @@ class Registration:
     username: str | None = None
     password: Secret | None = None
     password_known: bool = True
-    family: Family | None = None  # where an observed registration was listed; None if declared
+    family: FamilySpec | None = None  # where an observed registration was listed; None if declared
 
 
 @dataclass(frozen=True)

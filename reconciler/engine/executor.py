@@ -2,7 +2,7 @@
 
 Changes of one account run in plan order; accounts run in parallel (bounded). A failed
 change does not stop the others; the report names every failure. An update is a
-re-registration (the API replaces an existing registration of the same service).
+re-registration or a PUT, as the family does it (the client reads that from its table).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from reconciler.core.errors import ApplyError, AuthError, TscError
-from reconciler.core.model import Family, Registration
+from reconciler.core.families import FamilySpec
+from reconciler.core.model import Registration
 from reconciler.engine.plan import Action, Change, Plan
 
 _DONE = {Action.CREATE: "created", Action.UPDATE: "updated", Action.DELETE: "deleted"}
@@ -25,10 +26,16 @@ class Writer(Protocol):
     """The part of the API client the executor needs."""
 
     def register(
-        self, account: str, family: Family, service: str, registration: Registration
+        self,
+        account: str,
+        family: FamilySpec,
+        service: str,
+        registration: Registration,
+        *,
+        update: bool = False,
     ) -> None: ...
 
-    def deregister(self, account: str, family: Family, service: str) -> None: ...
+    def deregister(self, account: str, family: FamilySpec, service: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -77,7 +84,13 @@ def _run_one(client: Writer, change: Change) -> ChangeResult:
             client.deregister(change.account, change.family, change.service)
         else:
             assert change.after is not None
-            client.register(change.account, change.family, change.service, change.after)
+            client.register(
+                change.account,
+                change.family,
+                change.service,
+                change.after,
+                update=change.action is Action.UPDATE,
+            )
     except AuthError as exc:
         return ChangeResult(change, error=str(exc), auth_refused=True)
     except TscError as exc:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from reconciler.core.model import Family, Key, Registration
+from reconciler.core.families import FamilySpec
+from reconciler.core.model import Key, Registration
 from reconciler.core.secrets import SENSITIVE
 
 FORMAT_VERSION = "1"
@@ -40,7 +41,7 @@ class FieldChange:
 class Change:
     action: Action
     key: Key
-    family: Family
+    family: FamilySpec
     before: Registration | None
     after: Registration | None
     fields: tuple[FieldChange, ...]
@@ -58,7 +59,7 @@ class Change:
             "action": self.action.value,
             "account": self.account,
             "service": self.service,
-            "family": self.family.value,
+            "family": self.family.name,
             "before": registration_view(self.before),
             "after": registration_view(self.after),
             "changed_fields": [f.name for f in self.fields],

@@ -1,16 +1,24 @@
-"""The planner: a pure function from desired + current state to a :class:`Plan`."""
+"""The planner: a pure function from desired + current state to a :class:`Plan`.
+
+Both states are put in the same comparable shape, ``{account: {service: {field: value}}}``,
+and deepdiff's tree view says what differs: an added service is a create, a removed one
+a delete, a changed field part of an update. Paths come from the tree view as lists,
+never parsed from deepdiff's display strings.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import secrets
+from collections import defaultdict
 from typing import Any
 
 from deepdiff import DeepDiff
 
 from reconciler.core import catalog
-from reconciler.core.model import CurrentState, DesiredState, Family, Key, Registration
+from reconciler.core.families import FamilySpec, all_families
+from reconciler.core.model import CurrentState, DesiredState, Key, Registration
 from reconciler.core.secrets import Secret
 from reconciler.engine.plan import Action, Change, FieldChange, Plan, password_view
 
@@ -18,6 +26,8 @@ _FIELDS = ("url", "username", "password")
 # Passwords are compared through an HMAC under a key that lives only in this process,
 # so the structures handed to deepdiff never hold a secret.
 _DIGEST_KEY = secrets.token_bytes(32)
+
+Comparable = dict[str, dict[str, dict[str, Any]]]  # account -> service -> field -> value
 
 
 def _digest(secret: Secret) -> str:
@@ -51,21 +61,7 @@ def _field_changes(
     )
 
 
-def _changed_fields(want: Registration, have: Registration) -> tuple[str, ...]:
-    compare_password = have.password_known
-    diff = DeepDiff(
-        _comparable(have, compare_password=compare_password),
-        _comparable(want, compare_password=compare_password),
-    )
-    changed = {
-        path.split("'")[1]
-        for kind in ("values_changed", "type_changes")
-        for path in diff.get(kind, {})
-    }
-    return tuple(name for name in _FIELDS if name in changed)
-
-
-def family_for(service: str, observed: Registration | None = None) -> Family:
+def family_for(service: str, observed: Registration | None = None) -> FamilySpec:
     """The API family serving ``service``: the catalog's, else the family whose listing
     reported it (a name the catalog does not know yet)."""
     known = catalog.family_of(service)
@@ -73,18 +69,68 @@ def family_for(service: str, observed: Registration | None = None) -> Family:
         return known
     if observed is not None and observed.family is not None:
         return observed.family
-    return Family.M2M
+    raise ValueError(f"no API family is known for service {service!r}")
 
 
-def families_to_read(desired: DesiredState) -> dict[str, frozenset[Family]]:
+def families_to_read(desired: DesiredState) -> dict[str, frozenset[FamilySpec]]:
     """The listings a plan needs per declared account: every family when pruning (an
     undeclared registration anywhere must be seen), else only the declared services'."""
     return {
-        name: frozenset(Family)
+        name: frozenset(all_families())
         if account.prune
         else frozenset(family_for(service) for service in account.callbacks)
         for name, account in desired.accounts.items()
     }
+
+
+def _views(desired: DesiredState, current: CurrentState) -> tuple[Comparable, Comparable]:
+    """(what is, what should be) in one comparable shape. Without prune, undeclared remote
+    services are left out of both (they are not ours to change); a password the API did
+    not return is left out of the comparison."""
+    before: Comparable = {}
+    after: Comparable = {}
+    for account, declared in desired.accounts.items():
+        remote = current.accounts.get(account, {})
+        have = {
+            service: _comparable(reg, compare_password=reg.password_known)
+            for service, reg in remote.items()
+            if declared.prune or service in declared.callbacks
+        }
+        want = {
+            service: _comparable(
+                reg, compare_password=service not in remote or remote[service].password_known
+            )
+            for service, reg in declared.callbacks.items()
+        }
+        if have != want:  # most accounts are unchanged: deepdiff only where there is a diff
+            before[account], after[account] = have, want
+    return before, after
+
+
+def _differences(
+    desired: DesiredState, current: CurrentState
+) -> tuple[set[Key], set[Key], dict[Key, set[str]]]:
+    """(keys to create, keys to delete, changed field names per key to update)."""
+    before, after = _views(desired, current)
+    created: set[Key] = set()
+    deleted: set[Key] = set()
+    updated: dict[Key, set[str]] = defaultdict(set)
+    if not before and not after:
+        return created, deleted, updated
+    # threshold_to_diff_deeper=0: always report per service and field, never a whole
+    # account as one changed value (deepdiff's default does that when few keys match).
+    tree = DeepDiff(before, after, view="tree", threshold_to_diff_deeper=0)
+    for level in tree.get("dictionary_item_added", []):
+        account, service = level.path(output_format="list")
+        created.add(Key(account, service))
+    for level in tree.get("dictionary_item_removed", []):
+        account, service = level.path(output_format="list")
+        deleted.add(Key(account, service))
+    for kind in ("values_changed", "type_changes"):
+        for level in tree.get(kind, []):
+            account, service, name = level.path(output_format="list")
+            updated[Key(account, service)].add(name)
+    return created, deleted, updated
 
 
 def make_plan(desired: DesiredState, current: CurrentState) -> Plan:
@@ -94,22 +140,40 @@ def make_plan(desired: DesiredState, current: CurrentState) -> Plan:
     deleted; without it, it is left alone and mentioned in a note. When the API did not
     return a password, password drift cannot be checked and a note says so.
     """
+    created, deleted, updated = _differences(desired, current)
     changes: list[Change] = []
+    for key in sorted(created | deleted | set(updated)):
+        want = desired.accounts[key.account].callbacks.get(key.service)
+        have = current.get(key)
+        family = family_for(key.service, have)
+        if key in created and want is not None:
+            fields = _field_changes(None, want, _FIELDS)
+            changes.append(Change(Action.CREATE, key, family, None, want, fields))
+        elif key in deleted and have is not None:
+            fields = _field_changes(have, None, _FIELDS)
+            changes.append(Change(Action.DELETE, key, family, have, None, fields))
+        elif want is not None and have is not None:
+            names = tuple(name for name in _FIELDS if name in updated[key])
+            fields = _field_changes(have, want, names)
+            changes.append(Change(Action.UPDATE, key, family, have, want, fields))
+    return Plan(
+        changes=tuple(changes),
+        notes=_notes(desired, current),
+        accounts=tuple(sorted(desired.accounts)),
+    )
+
+
+def _notes(desired: DesiredState, current: CurrentState) -> tuple[str, ...]:
     notes: list[str] = []
     for account in sorted(desired.accounts):
         declared = desired.accounts[account]
         remote = current.accounts.get(account, {})
-        for service in sorted(set(declared.callbacks) | set(remote)):
-            key = Key(account, service)
-            want = declared.callbacks.get(service)
-            have = remote.get(service)
-            change = _change_for(key, want, have, prune=declared.prune)
-            if change is not None:
-                changes.append(change)
-            if want is not None and have is not None and want.password and not have.password_known:
+        for service in sorted(declared.callbacks):
+            want, have = declared.callbacks[service], remote.get(service)
+            if have is not None and want.password and not have.password_known:
                 notes.append(
-                    f"{key}: the API does not return the password, so password drift "
-                    "cannot be checked for this registration."
+                    f"{Key(account, service)}: the API does not return the password, so "
+                    "password drift cannot be checked for this registration."
                 )
         if not declared.prune:
             kept = sorted(set(remote) - set(declared.callbacks))
@@ -118,22 +182,4 @@ def make_plan(desired: DesiredState, current: CurrentState) -> Plan:
                     f"{account}: prune is false, so registrations not in the configuration "
                     f"are left alone: {', '.join(kept)}."
                 )
-    return Plan(
-        changes=tuple(changes), notes=tuple(notes), accounts=tuple(sorted(desired.accounts))
-    )
-
-
-def _change_for(
-    key: Key, want: Registration | None, have: Registration | None, *, prune: bool
-) -> Change | None:
-    family = family_for(key.service, have)
-    if want is not None and have is None:
-        return Change(Action.CREATE, key, family, None, want, _field_changes(None, want, _FIELDS))
-    if want is not None and have is not None:
-        changed = _changed_fields(want, have)
-        if not changed:
-            return None
-        return Change(Action.UPDATE, key, family, have, want, _field_changes(have, want, changed))
-    if have is not None and prune:
-        return Change(Action.DELETE, key, family, have, None, _field_changes(have, None, _FIELDS))
-    return None
+    return tuple(notes)

@@ -21,8 +21,9 @@ from typing import Any
 
 from reconciler import __version__
 from reconciler.core.errors import OutputError, TscError
+from reconciler.core.families import FamilySpec, by_name
 from reconciler.core.fileio import write_atomically
-from reconciler.core.model import CurrentState, Family
+from reconciler.core.model import CurrentState
 from reconciler.engine.plan import FORMAT_VERSION, Plan, password_view
 
 KIND = "tscallbacks-saved-plan"
@@ -56,21 +57,24 @@ class SavedPlan:
             "plan": self.plan,
         }
 
-    def wanted(self) -> dict[str, frozenset[Family]]:
-        return {a: frozenset(Family(f) for f in fams) for a, fams in self.families.items()}
+    def wanted(self) -> dict[str, frozenset[FamilySpec]]:
+        return {
+            account: frozenset(spec for f in names if (spec := by_name(f)) is not None)
+            for account, names in self.families.items()
+        }
 
 
-def remote_digest(current: CurrentState, wanted: dict[str, frozenset[Family]]) -> str:
+def remote_digest(current: CurrentState, wanted: dict[str, frozenset[FamilySpec]]) -> str:
     """A digest of the observed registrations (never their password values)."""
     canonical = {
         account: {
-            "families": sorted(f.value for f in wanted.get(account, frozenset())),
+            "families": sorted(f.name for f in wanted.get(account, frozenset())),
             "registrations": {
                 service: {
                     "url": reg.url,
                     "username": reg.username,
                     "password": password_view(reg),
-                    "family": reg.family.value if reg.family else None,
+                    "family": reg.family.name if reg.family else None,
                 }
                 for service, reg in sorted(current.accounts.get(account, {}).items())
             },
@@ -84,7 +88,7 @@ def remote_digest(current: CurrentState, wanted: dict[str, frozenset[Family]]) -
 def make_saved_plan(
     plan: Plan,
     current: CurrentState,
-    wanted: dict[str, frozenset[Family]],
+    wanted: dict[str, frozenset[FamilySpec]],
     *,
     endpoint: str,
     config_path: str,
@@ -93,7 +97,7 @@ def make_saved_plan(
         plan=plan.to_dict(),
         endpoint=endpoint,
         config_path=config_path,
-        families={a: sorted(f.value for f in fams) for a, fams in sorted(wanted.items())},
+        families={a: sorted(f.name for f in fams) for a, fams in sorted(wanted.items())},
         remote_digest=remote_digest(current, wanted),
         created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
@@ -153,11 +157,10 @@ def read_saved_plan(path: str) -> SavedPlan:
 
 
 def _families_ok(value: object) -> bool:
-    known = {f.value for f in Family}
     return isinstance(value, dict) and all(
         isinstance(account, str)
         and isinstance(fams, list)
-        and all(isinstance(f, str) and f in known for f in fams)
+        and all(isinstance(f, str) and by_name(f) is not None for f in fams)
         for account, fams in value.items()
     )
 
@@ -174,7 +177,7 @@ def check_target(saved: SavedPlan, *, endpoint: str, path: str) -> None:
 def check_fresh(
     saved: SavedPlan,
     *,
-    planned_wanted: dict[str, frozenset[Family]],
+    planned_wanted: dict[str, frozenset[FamilySpec]],
     plan: Plan,
     current: CurrentState,
     path: str,

@@ -36,7 +36,7 @@ def _paint(text: str, code: str, color: bool) -> str:
 
 def render_change(change: Change, out: TextIO, *, color: bool = False) -> None:
     head = f"{_SYMBOL[change.action]} {_VERB[change.action]} {change.key}"
-    family = f" ({change.family.value})"
+    family = f" ({change.family.name})"
     out.write("  " + _paint(head, _COLOR[change.action], color) + family + "\n")
     width = max((len(f.name) for f in change.fields), default=0)
     for field in change.fields:

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from reconciler.core.catalog import family_of
 from reconciler.core.errors import TscError
-from reconciler.core.model import Family
+from reconciler.core.families import FOTA, M2M, FamilySpec
 from reconciler.simulator.faults import FaultController, FaultKind
 from reconciler.simulator.state import (
     AuthState,
@@ -222,7 +222,7 @@ class Api:
             return error_response(failing, "simulated failure: writes to this account fail")
         return None
 
-    def _listed(self, account: str, family: Family) -> list[tuple[str, StoredCallback]]:
+    def _listed(self, account: str, family: FamilySpec) -> list[tuple[str, StoredCallback]]:
         return [(s, cb) for s, cb in self.store.registrations(account) if _family(s) is family]
 
     def _m2m_list(self, req: Request, p: dict[str, str]) -> Response:
@@ -240,14 +240,14 @@ class Api:
                 "username": cb.username or "",
                 "password": cb.password or "",
             }
-            for service, cb in self._listed(account, Family.M2M)
+            for service, cb in self._listed(account, M2M)
         ]
         return json_response(200, items)
 
     def _m2m_put(self, req: Request, p: dict[str, str]) -> Response:
         account = p["account"]
         refused = self._guard(req, account, write=True)
-        body = refused or _registration_body(req, Family.M2M)
+        body = refused or _registration_body(req, M2M)
         if isinstance(body, Response):
             return body
         name, callback = body
@@ -256,7 +256,7 @@ class Api:
 
     def _m2m_del(self, req: Request, p: dict[str, str]) -> Response:
         account, service = p["account"], p["service"]
-        refused = self._guard(req, account, write=True) or _service_check(service, Family.M2M)
+        refused = self._guard(req, account, write=True) or _service_check(service, M2M)
         if refused:
             return refused
         if self.store.remove(account, service) is None:
@@ -272,7 +272,7 @@ class Api:
             return refused
         items = [
             {"aname": account, "name": service, "url": cb.url}
-            for service, cb in self._listed(account, Family.FOTA)
+            for service, cb in self._listed(account, FOTA)
         ]
         # ThingSpace answers an empty body, not [], when nothing is registered.
         return json_response(200, items) if items else Response(200, b"")
@@ -280,7 +280,7 @@ class Api:
     def _fota_put(self, req: Request, p: dict[str, str]) -> Response:
         account = p["account"]
         refused = self._guard(req, account, write=True)
-        body = refused or _registration_body(req, Family.FOTA)
+        body = refused or _registration_body(req, FOTA)
         if isinstance(body, Response):
             return body
         name, callback = body
@@ -289,7 +289,7 @@ class Api:
 
     def _fota_del(self, req: Request, p: dict[str, str]) -> Response:
         account, service = p["account"], p["service"]
-        refused = self._guard(req, account, write=True) or _service_check(service, Family.FOTA)
+        refused = self._guard(req, account, write=True) or _service_check(service, FOTA)
         if refused:
             return refused
         removed = self.store.remove(account, service)
@@ -314,9 +314,9 @@ def match(pattern: tuple[str, ...], segments: tuple[str, ...]) -> dict[str, str]
     return params
 
 
-def _family(service: str) -> Family:
+def _family(service: str) -> FamilySpec:
     # A name the catalog no longer knows (an old state file) still lists as M2M.
-    return family_of(service) or Family.M2M
+    return family_of(service) or M2M
 
 
 def _basic_auth(header: str) -> tuple[str, str] | None:
@@ -344,17 +344,15 @@ def _json_object(req: Request) -> dict[str, Any] | Response:
     return body
 
 
-def _service_check(service: str, family: Family) -> Response | None:
+def _service_check(service: str, family: FamilySpec) -> Response | None:
     if family_of(service) is family:
         return None
-    where = "/api/fota/v1" if family is Family.M2M else "/api/m2m/v1"
+    where = "/api/fota/v1" if family is M2M else "/api/m2m/v1"
     hint = f" (use {where})" if family_of(service) else ""
-    return error_response(
-        400, f"{service!r} is not a {family.value.upper()} callback service{hint}"
-    )
+    return error_response(400, f"{service!r} is not a {family.name.upper()} callback service{hint}")
 
 
-def _registration_body(req: Request, family: Family) -> tuple[str, StoredCallback] | Response:
+def _registration_body(req: Request, family: FamilySpec) -> tuple[str, StoredCallback] | Response:
     body = _json_object(req)
     if isinstance(body, Response):
         return body
@@ -370,7 +368,7 @@ def _registration_body(req: Request, family: Family) -> tuple[str, StoredCallbac
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return error_response(400, "'url' must be an absolute http or https URL")
     extras = [k for k in ("username", "password") if k in body]
-    if family is Family.FOTA and extras:
+    if family is FOTA and extras:
         return error_response(400, "FOTA callbacks take no username or password")
     for key in extras:
         if not isinstance(body[key], str):

@@ -1,48 +1,37 @@
-"""The one HTTP client for the ThingSpace callback API (both families).
+"""The one HTTP client for the ThingSpace callback APIs (every family in the table).
 
 One ``requests.Session``, timeouts on every call, retries with backoff in one place
-(:class:`_Wire`), authentication shared across threads (``reconciler.thingspace.auth``), and
-errors that name method and path but never carry a secret.
+(``reconciler.thingspace.transport``), authentication shared across threads
+(``reconciler.thingspace.auth``), each family's request and listing shapes read from the
+family table (``reconciler.thingspace.wireformat``), and errors that name method and path
+but never carry a secret.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import json as jsonlib
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
-from types import MappingProxyType, TracebackType
+from collections.abc import Callable, Iterable
+from types import TracebackType
 from typing import Any
-from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
 
-from reconciler.core.errors import ApiError
-from reconciler.core.model import Family, Registration
+from reconciler.core.families import FamilySpec
+from reconciler.core.model import Registration
+from reconciler.thingspace import wireformat
 from reconciler.thingspace.auth import Authenticator, Tokens
 from reconciler.thingspace.credentials import Credentials
 from reconciler.thingspace.endpoint import normalize_endpoint
 from reconciler.thingspace.options import ClientOptions
 from reconciler.thingspace.transport import RequestStats, Sent, Wire
 
-FAMILY_BASE: Mapping[Family, str] = MappingProxyType(
-    {Family.M2M: "/api/m2m/v1/callbacks", Family.FOTA: "/api/fota/v1/callbacks"}
-)
 # A 401 is answered by renewing the bearer (when it is the likely culprit), then the
 # session; never more than this per call.
 MAX_RENEWALS = 2
-_SERVICE_FIELD: Mapping[Family, str] = MappingProxyType(
-    {Family.M2M: "serviceName", Family.FOTA: "name"}
-)
-
-
-def callbacks_path(family: Family, account: str, service: str | None = None) -> str:
-    """The API path for an account's callbacks (or one service), names percent-encoded."""
-    path = f"{FAMILY_BASE[family]}/{quote(account, safe='')}"
-    return path if service is None else f"{path}/name/{quote(service, safe='')}"
 
 
 class ThingSpaceClient:
@@ -96,31 +85,39 @@ class ThingSpaceClient:
 
     # -- callback calls -----------------------------------------------------------------
 
-    def list_callbacks(self, account: str, family: Family) -> list[dict[str, Any]]:
-        """The raw items registered for ``account`` in ``family``; FOTA's empty body is []."""
-        path = callbacks_path(family, account)
+    def list_callbacks(self, account: str, family: FamilySpec) -> list[dict[str, Any]]:
+        """The raw items registered for ``account`` in ``family`` (empty-body quirks read
+        as no items)."""
+        path = wireformat.list_path(family, account)
         response = self._call("GET", path).response
         if not 200 <= response.status_code < 300:
             raise self._wire.error("GET", path, response)
-        return _parse_list(path, response, family)
+        return wireformat.parse_listing(family, path, response.status_code, response.content)
+
+    def listing(self, account: str, family: FamilySpec) -> dict[str, Registration]:
+        """``account``'s registrations in ``family``, normalized: ``{service: Registration}``."""
+        items = self.list_callbacks(account, family)
+        return wireformat.normalize(family, account, items)
 
     def register(
-        self, account: str, family: Family, service: str, registration: Registration
+        self,
+        account: str,
+        family: FamilySpec,
+        service: str,
+        registration: Registration,
+        *,
+        update: bool = False,
     ) -> None:
-        """Register (or, as the API is assumed to, replace) one listener.
-
-        FOTA takes no username/password, so none are sent for it.
-        """
-        path = callbacks_path(family, account)
-        body: dict[str, str] = {"name": service, "url": registration.url}
-        secrets: list[str] = []
-        if family is Family.M2M:
-            if registration.username:
-                body["username"] = registration.username
-            if registration.password is not None and registration.password.reveal():
-                body["password"] = registration.password.reveal()
-                secrets.append(body["password"])
-        sent = self._call("POST", path, json=body, extra_secrets=secrets)
+        """Register one listener, or with ``update`` change an existing one (a re-POST or a
+        PUT, as the family does it). Only the fields the family takes are sent."""
+        call = wireformat.register_call(family, account, service, registration, update=update)
+        sent = self._call(
+            call.method,
+            call.path,
+            json=call.body,
+            content_type=family.content_type,
+            extra_secrets=call.secrets,
+        )
         status = sent.response.status_code
         if 200 <= status < 300:
             return
@@ -130,34 +127,30 @@ class ThingSpaceClient:
             and self._is_registered(account, family, service, registration)
         ):
             return  # an earlier attempt took effect; this one was refused as a repeat
-        raise self._wire.error("POST", path, sent.response, extra_secrets=secrets)
+        raise self._wire.error(call.method, call.path, sent.response, extra_secrets=call.secrets)
 
     def _is_registered(
-        self, account: str, family: Family, service: str, registration: Registration
+        self, account: str, family: FamilySpec, service: str, registration: Registration
     ) -> bool:
         """Whether the listing shows ``service`` registered as ``registration`` says (the
         URL and username; a password cannot be compared)."""
-        field = _SERVICE_FIELD[family]
-        for item in self.list_callbacks(account, family):
-            if item.get(field) == service and item.get("url") == registration.url:
-                return family is Family.FOTA or (item.get("username") or None) == (
-                    registration.username or None
-                )
-        return False
+        found = self.listing(account, family).get(service)
+        return (
+            found is not None
+            and found.url == registration.url
+            and found.username == (registration.username or None)
+        )
 
-    def deregister(self, account: str, family: Family, service: str) -> None:
+    def deregister(self, account: str, family: FamilySpec, service: str) -> None:
         """Remove one listener. When an earlier attempt got no clear answer and a later one
         says "not registered", a list call decides whether the first one took effect."""
-        path = callbacks_path(family, account, service)
+        path = wireformat.deregister_path(family, account, service)
         sent = self._call("DELETE", path)
         status = sent.response.status_code
         if 200 <= status < 300:
             return
-        if sent.ambiguous and status in (400, 404):
-            field = _SERVICE_FIELD[family]
-            items = self.list_callbacks(account, family)
-            if not any(item.get(field) == service for item in items):
-                return
+        if sent.ambiguous and status in (400, 404) and service not in self.listing(account, family):
+            return
         raise self._wire.error("DELETE", path, sent.response)
 
     # -- session ------------------------------------------------------------------------
@@ -184,7 +177,13 @@ class ThingSpaceClient:
         return [*creds.secrets(), basic, *self._auth.secrets()]
 
     def _call(
-        self, method: str, path: str, *, json: Any = None, extra_secrets: Iterable[str] = ()
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        content_type: str = "application/json",
+        extra_secrets: Iterable[str] = (),
     ) -> Sent:
         """One API call with the shared tokens. A 401 renews them and the call is sent
         again: first, when the bearer is the likely culprit, with a new bearer alone;
@@ -194,7 +193,7 @@ class ThingSpaceClient:
         for _ in range(MAX_RENEWALS + 1):
             sent = self._wire.send(
                 method, path, kind="api", auth=tokens.auth(), json=json,
-                extra_secrets=extra_secrets,
+                content_type=content_type, extra_secrets=extra_secrets,
             )  # fmt: skip
             ambiguous = ambiguous or sent.ambiguous
             if sent.response.status_code != 401:
@@ -212,23 +211,3 @@ class ThingSpaceClient:
             detail="refused with a fresh login",
             extra_secrets=extra_secrets,
         )
-
-
-def _unexpected(path: str, status: int, what: str) -> ApiError:
-    return ApiError("GET", path, status, detail=f"unexpected response: {what}")
-
-
-def _parse_list(path: str, response: requests.Response, family: Family) -> list[dict[str, Any]]:
-    content = response.content
-    if family is Family.FOTA and content.strip() in (b"", b"null"):
-        return []  # FOTA answers an empty body, not [], when nothing is registered
-    try:
-        body = jsonlib.loads(content)
-    except (ValueError, RecursionError):
-        raise _unexpected(path, response.status_code, "body is not JSON") from None
-    if not isinstance(body, list):
-        raise _unexpected(path, response.status_code, "expected a JSON array")
-    for index, item in enumerate(body):
-        if not isinstance(item, dict):
-            raise _unexpected(path, response.status_code, f"item {index} is not an object")
-    return body

@@ -93,6 +93,7 @@ class Wire:
         kind: str,
         auth: AuthBase,
         json: Any = None,
+        content_type: str = "application/json",
         data: Any = None,
         attempts: int | None = None,
         extra_secrets: Iterable[str] = (),
@@ -101,7 +102,7 @@ class Wire:
         limit = min(attempts or self._options.max_attempts, self._options.max_attempts)
         headers = {"Accept": "application/json", "User-Agent": f"tscallbacks/{__version__}"}
         if json is not None:
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = content_type
         ambiguous = False
         last: requests.Response | None = None
         reason = ""

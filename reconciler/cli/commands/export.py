@@ -9,8 +9,8 @@ from reconciler.cli.connection import connect
 from reconciler.cli.console import Console
 from reconciler.config.schema_check import account_name_problem
 from reconciler.core.errors import ExitStatus, OutputError, UsageError
+from reconciler.core.families import all_families
 from reconciler.core.fileio import write_atomically
-from reconciler.core.model import Family
 from reconciler.engine.observe import read_current
 from reconciler.render.export import render_export
 
@@ -23,7 +23,9 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
             raise UsageError(f"--account {name!r}: {problem}")
     with connect(args, io) as client:
         current = read_current(
-            client, {name: frozenset(Family) for name in accounts}, parallelism=args.parallelism
+            client,
+            {name: frozenset(all_families()) for name in accounts},
+            parallelism=args.parallelism,
         )
     text, notes = render_export(current, accounts)
     if args.output_file:
