@@ -168,10 +168,6 @@ class Authenticator:
         with self._seen_lock:
             return list(self._seen)
 
-    @property
-    def failure(self) -> AuthError | None:
-        return self._failure
-
     # -- internals (called with the lock held) ------------------------------------------
 
     def _raise_if_failed(self) -> None:
