@@ -102,8 +102,11 @@ def _views(desired: DesiredState, current: CurrentState) -> tuple[Comparable, Co
             )
             for service, reg in declared.callbacks.items()
         }
-        if have != want:  # most accounts are unchanged: deepdiff only where there is a diff
-            before[account], after[account] = have, want
+        # Most registrations are unchanged: hand deepdiff only the ones that differ.
+        differing = {s for s in have.keys() | want.keys() if have.get(s) != want.get(s)}
+        if differing:
+            before[account] = {s: have[s] for s in differing if s in have}
+            after[account] = {s: want[s] for s in differing if s in want}
     return before, after
 
 
