@@ -23,8 +23,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from reconciler.core.catalog import family_of
-from reconciler.core.errors import TscError
 from reconciler.core.model import Family
+from reconciler.simulator.errors import SimulatorError
 from reconciler.simulator.faults import FaultController, FaultKind
 from reconciler.simulator.state import (
     AuthState,
@@ -86,7 +86,7 @@ Routes = list[tuple[tuple[str, ...], dict[str, Handler]]]
 def route(routes: Routes, req: Request) -> tuple[Response, dict[str, str]]:
     """Run the handler whose pattern (``{name}`` = any non-empty segment) and method match.
 
-    Unknown path -> 404, known path with another method -> 405; a :class:`TscError` from
+    Unknown path -> 404, known path with another method -> 405; a :class:`SimulatorError` from
     a handler is the caller's mistake (400), anything else a simulator fault (500).
     """
     for pattern, methods in routes:
@@ -99,7 +99,7 @@ def route(routes: Routes, req: Request) -> tuple[Response, dict[str, str]]:
             return error_response(405, f"method {req.method} not allowed", None, allow), params
         try:
             return handler(req, params), params
-        except TscError as exc:
+        except SimulatorError as exc:
             return error_response(400, str(exc)), params
         except Exception:  # a simulator bug or a refused state write: still answer
             return error_response(500, "internal simulator error"), params

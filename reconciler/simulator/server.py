@@ -20,7 +20,6 @@ from types import TracebackType
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
-from reconciler.core.errors import UsageError
 from reconciler.simulator.api import (
     Api,
     Request,
@@ -30,9 +29,10 @@ from reconciler.simulator.api import (
     json_response,
     route,
 )
+from reconciler.simulator.credentials import ClientCredentials
+from reconciler.simulator.errors import SimulatorError
 from reconciler.simulator.faults import FaultController, FaultSettings
 from reconciler.simulator.state import AuthState, RegistrationStore, RequestLog, RequestRecord
-from reconciler.thingspace.credentials import Credentials
 
 MAX_BODY_BYTES = 1 << 20
 _POLL_SECONDS = 0.05  # how soon serve_forever notices stop(); the default 0.5 s slows tests
@@ -42,12 +42,13 @@ _POLL_SECONDS = 0.05  # how soon serve_forever notices stop(); the default 0.5 s
 class SimulatorConfig:
     """What the simulator accepts and how it behaves.
 
-    ``accounts``: None accepts any account name; a set accepts those plus
-    ``TestAccount-2`` (the ThingSpace sandbox account, always accepted). ``faults`` are
-    the start-up fault settings.
+    ``credentials``: the one client and user it accepts, a ``SimulatorCredentials`` or
+    anything with the same four string attributes. ``accounts``: None accepts any account
+    name; a set accepts those plus ``TestAccount-2`` (the ThingSpace sandbox account,
+    always accepted). ``faults`` are the start-up fault settings.
     """
 
-    credentials: Credentials
+    credentials: ClientCredentials
     accounts: frozenset[str] | None = None
     session_idle_seconds: float = 1200.0
     token_ttl_seconds: float = 3600.0
@@ -93,7 +94,7 @@ class _Admin:
                 data = json.loads(req.body or b"{}")
             except ValueError:
                 return error_response(400, "fault settings must be a JSON object")
-            self.api.faults.merge(data)  # a UsageError becomes a 400 in route()
+            self.api.faults.merge(data)  # a SimulatorError becomes a 400 in route()
         return json_response(200, self.api.faults.settings().to_dict())
 
     def _expire(self, req: Request, _: dict[str, str]) -> Response:
@@ -211,7 +212,7 @@ class Simulator:
     """The simulator: binds at construction, serves after :meth:`start` or :meth:`serve_forever`.
 
     ``state_path`` None keeps registrations in memory; otherwise they are loaded from it (a
-    corrupt file raises :class:`UsageError`) and written atomically after every change.
+    corrupt file raises :class:`SimulatorError`) and written atomically after every change.
     ``clock`` (monotonic seconds) is for tests of token/session expiry.
     """
 
@@ -246,7 +247,7 @@ class Simulator:
         try:
             self._server = _Server((host, port), api)
         except OSError as exc:
-            raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+            raise SimulatorError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._serving = False

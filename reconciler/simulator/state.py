@@ -24,9 +24,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from reconciler.core.errors import UsageError
-from reconciler.core.fileio import write_atomically
-from reconciler.thingspace.credentials import Credentials
+from reconciler.simulator.credentials import ClientCredentials
+from reconciler.simulator.errors import SimulatorError
+from reconciler.simulator.fileio import write_atomically
 
 STATE_VERSION = 1
 MAX_FAILED_LOGINS = 5
@@ -58,7 +58,7 @@ class RegistrationStore:
         self._lock = threading.Lock()
         self._accounts: dict[str, dict[str, StoredCallback]] = {}
         if path is not None and not path.parent.is_dir():
-            raise UsageError(f"simulator state directory {path.parent} does not exist")
+            raise SimulatorError(f"simulator state directory {path.parent} does not exist")
         if path is not None and path.exists():
             self._accounts = _load(path)
 
@@ -122,27 +122,29 @@ def _to_document(accounts: dict[str, dict[str, StoredCallback]]) -> dict[str, An
 
 
 def _load(path: Path) -> dict[str, dict[str, StoredCallback]]:
-    """Read a state file; anything unreadable is a one-line :class:`UsageError`."""
+    """Read a state file; anything unreadable is a one-line :class:`SimulatorError`."""
     try:
         document = json.loads(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read simulator state file {path}: {exc}") from None
+        raise SimulatorError(f"cannot read simulator state file {path}: {exc}") from None
     except json.JSONDecodeError as exc:
-        raise UsageError(
+        raise SimulatorError(
             f"simulator state file {path} is not valid JSON (line {exc.lineno}, column "
             f"{exc.colno}: {exc.msg}); fix or delete it"
         ) from None
     if not isinstance(document, dict) or document.get("version") != STATE_VERSION:
-        raise UsageError(
+        raise SimulatorError(
             f"simulator state file {path} is not a version {STATE_VERSION} state document"
         )
     raw_accounts = document.get("accounts", {})
     if not isinstance(raw_accounts, dict):
-        raise UsageError(f"simulator state file {path}: 'accounts' must be an object")
+        raise SimulatorError(f"simulator state file {path}: 'accounts' must be an object")
     accounts: dict[str, dict[str, StoredCallback]] = {}
     for account, services in raw_accounts.items():
         if not isinstance(services, dict):
-            raise UsageError(f"simulator state file {path}: account {account!r} must be an object")
+            raise SimulatorError(
+                f"simulator state file {path}: account {account!r} must be an object"
+            )
         loaded: dict[str, StoredCallback] = {}
         for service, entry in services.items():
             if (
@@ -150,7 +152,7 @@ def _load(path: Path) -> dict[str, dict[str, StoredCallback]]:
                 or not isinstance(entry.get("url"), str)
                 or not all(isinstance(entry.get(k, ""), str) for k in ("username", "password"))
             ):
-                raise UsageError(
+                raise SimulatorError(
                     f"simulator state file {path}: {account!r}/{service!r} needs a string 'url' "
                     "and optional string 'username'/'password'"
                 )
@@ -180,7 +182,7 @@ class AuthState:
 
     def __init__(
         self,
-        credentials: Credentials,
+        credentials: ClientCredentials,
         *,
         token_ttl: float,
         session_idle: float,
