@@ -6,7 +6,7 @@ client is tested against, so its tables, errors and types are its own.
 
 from __future__ import annotations
 
-from reconciler.simulator.api import SANDBOX_ACCOUNT
+from reconciler.simulator.callbacks import SANDBOX_ACCOUNT
 from reconciler.simulator.credentials import ClientCredentials, SimulatorCredentials
 from reconciler.simulator.errors import SimulatorError
 from reconciler.simulator.faults import FaultController, FaultSettings

@@ -18,10 +18,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
-from reconciler.simulator.api import (
-    Api,
+from reconciler.simulator.api import Api
+from reconciler.simulator.credentials import ClientCredentials
+from reconciler.simulator.errors import SimulatorError
+from reconciler.simulator.faults import FaultController, FaultSettings
+from reconciler.simulator.state import AuthState, RegistrationStore, RequestLog, RequestRecord
+from reconciler.simulator.wire import (
     Request,
     Response,
     Routes,
@@ -29,10 +33,6 @@ from reconciler.simulator.api import (
     json_response,
     route,
 )
-from reconciler.simulator.credentials import ClientCredentials
-from reconciler.simulator.errors import SimulatorError
-from reconciler.simulator.faults import FaultController, FaultSettings
-from reconciler.simulator.state import AuthState, RegistrationStore, RequestLog, RequestRecord
 
 MAX_BODY_BYTES = 1 << 20
 _POLL_SECONDS = 0.05  # how soon serve_forever notices stop(); the default 0.5 s slows tests
@@ -113,10 +113,13 @@ class _HttpHandler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         server = cast(_Server, self.server)
         try:
-            raw_path = urlsplit(self.path).path.strip("/")
+            target = urlsplit(self.path)
         except ValueError:  # e.g. "GET http://[ HTTP/1.1"
             self._send(error_response(400, "malformed request target"), close=True)
             return
+        raw_path = target.path.strip("/")
+        # Some families carry the account or service in the query; the first value counts.
+        query = {name: values[0] for name, values in parse_qs(target.query).items()}
         # Split before decoding: an account name may hold an encoded "/".
         segments = tuple(unquote(s) for s in raw_path.split("/")) if raw_path else ()
         headers = {k.lower(): v for k, v in self.headers.items()}
@@ -136,7 +139,7 @@ class _HttpHandler(BaseHTTPRequestHandler):
                 remaining -= len(chunk)
             self._send(error_response(413, "request body too large"), close=True)
             return
-        request = Request(self.command, segments, headers, self.rfile.read(int(length)))
+        request = Request(self.command, segments, headers, self.rfile.read(int(length)), query)
         if segments[:1] == ("api",):
             response = server.api.handle(request)
         else:

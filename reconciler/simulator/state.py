@@ -6,9 +6,10 @@ The state file is JSON, written atomically after every change::
      "accounts": {"0252012345-00001": {"DeviceUsage": {"url": "...", "username": "...",
                                                        "password": "..."}}}}
 
-``username``/``password`` appear only when set. The file holds callback passwords in
-clear (it is a simulator), so it is created private (0600) and never logged. Tokens,
-sessions and lockouts live in memory only.
+``username``/``password`` (and ``httpHeaders``, an object of strings, for families that
+take it) appear only when set. The file holds callback passwords in clear (it is a
+simulator), so it is created private (0600) and never logged. Tokens, sessions and
+lockouts live in memory only.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import json
 import secrets
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -35,18 +36,22 @@ REQUEST_LOG_LIMIT = 10_000  # a long-running server must not grow without bound
 
 @dataclass(frozen=True)
 class StoredCallback:
-    """One registration as the simulator keeps it. ``repr`` hides the password."""
+    """One registration as the simulator keeps it. ``repr`` hides the password and the
+    headers (a listener's headers may well carry its credentials)."""
 
     url: str
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    http_headers: Mapping[str, str] | None = field(default=None, repr=False)
 
-    def to_dict(self) -> dict[str, str]:
-        data = {"url": self.url}
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"url": self.url}
         if self.username:
             data["username"] = self.username
         if self.password:
             data["password"] = self.password
+        if self.http_headers:
+            data["httpHeaders"] = dict(self.http_headers)
         return data
 
 
@@ -77,6 +82,16 @@ class RegistrationStore:
             updated = _copy(self._accounts)
             updated.setdefault(account, {})[service] = callback
             self._commit(updated)
+
+    def replace(self, account: str, service: str, callback: StoredCallback) -> bool:
+        """Replace an existing registration; False (nothing written) when there is none."""
+        with self._lock:
+            if service not in self._accounts.get(account, {}):
+                return False
+            updated = _copy(self._accounts)
+            updated[account][service] = callback
+            self._commit(updated)
+            return True
 
     def remove(self, account: str, service: str) -> StoredCallback | None:
         """Deregister; returns what was removed, or None when it was not registered."""
@@ -121,6 +136,11 @@ def _to_document(accounts: dict[str, dict[str, StoredCallback]]) -> dict[str, An
     }
 
 
+def is_string_map(value: Any) -> bool:
+    """Whether ``value`` is a JSON object whose values are all strings (HTTP headers)."""
+    return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+
+
 def _load(path: Path) -> dict[str, dict[str, StoredCallback]]:
     """Read a state file; anything unreadable is a one-line :class:`SimulatorError`."""
     try:
@@ -151,15 +171,17 @@ def _load(path: Path) -> dict[str, dict[str, StoredCallback]]:
                 not isinstance(entry, dict)
                 or not isinstance(entry.get("url"), str)
                 or not all(isinstance(entry.get(k, ""), str) for k in ("username", "password"))
+                or not is_string_map(entry.get("httpHeaders", {}))
             ):
                 raise SimulatorError(
                     f"simulator state file {path}: {account!r}/{service!r} needs a string 'url' "
-                    "and optional string 'username'/'password'"
+                    "and optional string 'username'/'password' and 'httpHeaders' object"
                 )
             loaded[service] = StoredCallback(
                 url=entry["url"],
                 username=entry.get("username") or None,
                 password=entry.get("password") or None,
+                http_headers=entry.get("httpHeaders") or None,
             )
         if loaded:
             accounts[account] = loaded
