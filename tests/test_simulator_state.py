@@ -90,6 +90,22 @@ def test_stored_callback_repr_hides_the_password() -> None:
     assert "hunter2" not in repr(StoredCallback("https://x/", "u", "hunter2"))
 
 
+def test_state_file_keeps_http_headers_and_loads_files_without_them(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    old = {"version": 1, "accounts": {"a": {"QoS": {"url": "https://x/", "username": "u"}}}}
+    path.write_text(json.dumps(old), "utf-8")
+    store = RegistrationStore(path)
+    assert store.registrations("a") == [("QoS", StoredCallback("https://x/", "u"))]
+    store.put("a", "Diagnostics", StoredCallback("https://d/", http_headers={"X-Key": "k-SECRET"}))
+    assert "k-SECRET" not in repr(store.registrations("a"))
+    reloaded = RegistrationStore(path)
+    assert reloaded.snapshot() == store.snapshot()
+    assert reloaded.snapshot()["accounts"]["a"]["Diagnostics"] == {
+        "url": "https://d/",
+        "httpHeaders": {"X-Key": "k-SECRET"},
+    }
+
+
 def test_memory_only_store_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     store = RegistrationStore(None)
@@ -208,6 +224,7 @@ def test_admin_reset_empties_the_state_file(tmp_path: Path) -> None:
         '{"version": 1, "accounts": {"a": []}}',
         '{"version": 1, "accounts": {"a": {"QoS": {"url": 5}}}}',
         '{"version": 1, "accounts": {"a": {"QoS": {"url": "https://x/", "password": 1}}}}',
+        '{"version": 1, "accounts": {"a": {"QoS": {"url": "x", "httpHeaders": {"X": 1}}}}}',
     ],
 )
 def test_corrupt_state_file_is_a_clear_error(tmp_path: Path, content: str) -> None:
