@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from reconciler.simulator.credentials import ClientCredentials
@@ -43,6 +44,10 @@ class StoredCallback:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     http_headers: Mapping[str, str] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.http_headers is not None:  # a read-only copy, so the value stays frozen
+            object.__setattr__(self, "http_headers", MappingProxyType(dict(self.http_headers)))
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"url": self.url}
