@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 import requests
 
-from reconciler.simulator import RequestRecord, Simulator, SimulatorConfig
-from reconciler.thingspace.credentials import Credentials
+from reconciler.simulator import RequestRecord, Simulator, SimulatorConfig, SimulatorCredentials
 
-CREDS = Credentials(
+CREDS = SimulatorCredentials(
     client_id="client-id", client_secret="client-secret-XYZ", username="user", password="pw-ABC"
 )
 ACCOUNT = "0252012345-00001"
@@ -31,7 +30,7 @@ class FakeClock:
 class Client:
     """A minimal hand-written ThingSpace client: the simulator must not depend on ours."""
 
-    def __init__(self, base: str, creds: Credentials = CREDS) -> None:
+    def __init__(self, base: str, creds: SimulatorCredentials = CREDS) -> None:
         self.base = base
         self.creds = creds
         self._headers: dict[str, str] | None = None

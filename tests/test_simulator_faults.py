@@ -13,7 +13,13 @@ import requests
 from reconciler.cli.commands.simulator import build_simulator, fault_settings
 from reconciler.cli.parser import add_serve_arguments
 from reconciler.core.errors import UsageError
-from reconciler.simulator import FaultController, FaultSettings, Simulator, SimulatorConfig
+from reconciler.simulator import (
+    FaultController,
+    FaultSettings,
+    Simulator,
+    SimulatorConfig,
+    SimulatorError,
+)
 from reconciler.simulator.faults import FaultKind
 from reconciler.thingspace.credentials import Credentials
 
@@ -125,7 +131,7 @@ def test_fail_writes_cannot_be_mutated_through_the_value() -> None:
     ],
 )
 def test_from_dict_refuses_bad_settings(data: Any) -> None:
-    with pytest.raises(UsageError):
+    with pytest.raises(SimulatorError):
         FaultSettings.from_dict(data)
 
 

@@ -22,9 +22,9 @@ import requests
 
 from reconciler.cli.commands.simulator import run_serve
 from reconciler.cli.parser import add_serve_arguments
-from reconciler.cli.simulated import embedded_simulator
+from reconciler.cli.simulated import embedded_simulator, simulator_credentials
 from reconciler.core.errors import UsageError
-from reconciler.simulator import Simulator, SimulatorConfig
+from reconciler.simulator import Simulator, SimulatorConfig, SimulatorCredentials, SimulatorError
 from reconciler.simulator.state import (
     MAX_FAILED_LOGINS,
     AuthState,
@@ -88,6 +88,22 @@ def test_store_put_replace_remove(tmp_path: Path) -> None:
 
 def test_stored_callback_repr_hides_the_password() -> None:
     assert "hunter2" not in repr(StoredCallback("https://x/", "u", "hunter2"))
+
+
+def test_state_file_keeps_http_headers_and_loads_files_without_them(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    old = {"version": 1, "accounts": {"a": {"QoS": {"url": "https://x/", "username": "u"}}}}
+    path.write_text(json.dumps(old), "utf-8")
+    store = RegistrationStore(path)
+    assert store.registrations("a") == [("QoS", StoredCallback("https://x/", "u"))]
+    store.put("a", "Diagnostics", StoredCallback("https://d/", http_headers={"X-Key": "k-SECRET"}))
+    assert "k-SECRET" not in repr(store.registrations("a"))
+    reloaded = RegistrationStore(path)
+    assert reloaded.snapshot() == store.snapshot()
+    assert reloaded.snapshot()["accounts"]["a"]["Diagnostics"] == {
+        "url": "https://d/",
+        "httpHeaders": {"X-Key": "k-SECRET"},
+    }
 
 
 def test_memory_only_store_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -208,20 +224,36 @@ def test_admin_reset_empties_the_state_file(tmp_path: Path) -> None:
         '{"version": 1, "accounts": {"a": []}}',
         '{"version": 1, "accounts": {"a": {"QoS": {"url": 5}}}}',
         '{"version": 1, "accounts": {"a": {"QoS": {"url": "https://x/", "password": 1}}}}',
+        '{"version": 1, "accounts": {"a": {"QoS": {"url": "x", "httpHeaders": {"X": 1}}}}}',
     ],
 )
 def test_corrupt_state_file_is_a_clear_error(tmp_path: Path, content: str) -> None:
     path = tmp_path / "state.json"
     path.write_text(content, "utf-8")
-    with pytest.raises(UsageError) as info:
+    with pytest.raises(SimulatorError) as info:
         simulator(path)
     message = str(info.value)
     assert str(path) in message and "\n" not in message and "Traceback" not in message
+    # The CLI's two ways in turn the simulator's error into its own, word for word.
+    with pytest.raises(UsageError) as embedded, embedded_simulator(env={}, state_path=path):
+        pass
+    with pytest.raises(UsageError) as served:
+        run_serve(serve_args("--port", "0", "--state", str(path)), env={}, stdout=io.StringIO())
+    assert str(embedded.value) == str(served.value) == message
 
 
 def test_missing_state_directory_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="does not exist"):
+    with pytest.raises(SimulatorError, match="does not exist"):
         simulator(tmp_path / "missing" / "state.json")
+
+
+def test_simulator_credentials_hide_secrets_and_match_the_products() -> None:
+    creds = SimulatorCredentials("id", client_secret="cs-HIDDEN", username="u", password="pw-X")
+    assert "HIDDEN" not in repr(creds) and "pw-X" not in repr(creds) and "'id'" in repr(creds)
+    converted = simulator_credentials(CREDS)
+    assert isinstance(converted, SimulatorCredentials)
+    fields = ("client_id", "client_secret", "username", "password")
+    assert [getattr(converted, f) for f in fields] == [getattr(CREDS, f) for f in fields]
 
 
 # --- concurrency and crash safety --------------------------------------------------------

@@ -1,4 +1,9 @@
-"""The in-process simulator behind ``--simulator``: no setup, state in a local file."""
+"""The in-process simulator behind ``--simulator``, and the glue between CLI and simulator.
+
+The simulator shares no types with the product (it is the oracle the client is tested
+against), so the CLI converts at this edge: product credentials become simulator
+credentials, and a :class:`SimulatorError` becomes the CLI's one-line :class:`UsageError`.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,31 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from reconciler.core.errors import UsageError
+from reconciler.simulator import SimulatorCredentials, SimulatorError
 from reconciler.simulator.server import Simulator, SimulatorConfig
 from reconciler.thingspace.credentials import Credentials
 
 DEFAULT_STATE_PATH = Path(".tscallbacks/simulator.json")
+
+
+def simulator_credentials(credentials: Credentials) -> SimulatorCredentials:
+    """The simulator's value for the credentials it must accept."""
+    return SimulatorCredentials(
+        client_id=credentials.client_id,
+        client_secret=credentials.client_secret,
+        username=credentials.username,
+        password=credentials.password,
+    )
+
+
+@contextmanager
+def usage_errors() -> Iterator[None]:
+    """Re-raise a :class:`SimulatorError` (bad setting, state file, port) as a
+    :class:`UsageError` with the same one-line message, for the CLI's error funnel."""
+    try:
+        yield
+    except SimulatorError as exc:
+        raise UsageError(str(exc)) from None
 
 
 @contextmanager
@@ -31,5 +57,8 @@ def embedded_simulator(
         raise UsageError(
             f"cannot create simulator state directory {state_path.parent}: {exc.strerror or exc}"
         ) from None
-    with Simulator(SimulatorConfig(credentials=credentials), state_path=state_path) as simulator:
+    config = SimulatorConfig(credentials=simulator_credentials(credentials))
+    with usage_errors():  # only the start-up: errors of the caller's block pass unchanged
+        simulator = Simulator(config, state_path=state_path)
+    with simulator:
         yield simulator.base_url, credentials

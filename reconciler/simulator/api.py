@@ -7,6 +7,10 @@ controller, then authentication, then the endpoint; each is recorded in the requ
 (method, decoded path, status, account; never headers or bodies). Error bodies are
 ``{"errorCode", "errorMessage"}`` and never echo a password or token.
 
+The callback endpoints come from the family table
+(:mod:`reconciler.simulator.families`, served by :mod:`reconciler.simulator.callbacks`);
+this module holds authentication and the dispatch.
+
 Accounts: any name unless a set is configured; the ThingSpace sandbox account
 ``TestAccount-2`` is always accepted.
 """
@@ -17,14 +21,11 @@ import base64
 import binascii
 import json
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
-from reconciler.core.catalog import family_of
-from reconciler.core.errors import TscError
-from reconciler.core.families import FOTA, M2M, FamilySpec
+from reconciler.simulator.callbacks import SANDBOX_ACCOUNT, FamilyApi
+from reconciler.simulator.families import FAMILIES, FamilyTable
 from reconciler.simulator.faults import FaultController, FaultKind
 from reconciler.simulator.state import (
     AuthState,
@@ -32,82 +33,26 @@ from reconciler.simulator.state import (
     RegistrationStore,
     RequestLog,
     RequestRecord,
-    StoredCallback,
+)
+from reconciler.simulator.wire import (
+    Request,
+    Response,
+    Routes,
+    error_response,
+    json_response,
+    route,
 )
 
-SANDBOX_ACCOUNT = "TestAccount-2"
-_M2M, _FOTA = ("api", "m2m", "v1"), ("api", "fota", "v1")
+__all__ = ["SANDBOX_ACCOUNT", "Api"]
 
-
-@dataclass(frozen=True)
-class Request:
-    method: str
-    segments: tuple[str, ...]  # percent-decoded path segments
-    headers: Mapping[str, str]  # lower-cased names
-    body: bytes
-
-
-@dataclass(frozen=True)
-class Response:
-    status: int
-    body: bytes = b""
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-_CODES = {
-    400: "INVALID_PARAMETER",
-    401: "INVALID_ACCESS",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    411: "LENGTH_REQUIRED",
-    413: "PAYLOAD_TOO_LARGE",
-    429: "TOO_MANY_REQUESTS",
-    501: "NOT_IMPLEMENTED",
-}
-
-
-def json_response(status: int, data: Any, *headers: tuple[str, str]) -> Response:
-    return Response(status, json.dumps(data).encode("utf-8"), headers)
-
-
-def error_response(
-    status: int, message: str, code: str | None = None, *hdr: tuple[str, str]
-) -> Response:
-    default = "SERVICE_UNAVAILABLE" if status == 503 else "INTERNAL_ERROR"
-    body = {"errorCode": code or _CODES.get(status, default), "errorMessage": message}
-    return json_response(status, body, *hdr)
-
-
-Handler = Callable[[Request, dict[str, str]], Response]
-Routes = list[tuple[tuple[str, ...], dict[str, Handler]]]
-
-
-def route(routes: Routes, req: Request) -> tuple[Response, dict[str, str]]:
-    """Run the handler whose pattern (``{name}`` = any non-empty segment) and method match.
-
-    Unknown path -> 404, known path with another method -> 405; a :class:`TscError` from
-    a handler is the caller's mistake (400), anything else a simulator fault (500).
-    """
-    for pattern, methods in routes:
-        params = match(pattern, req.segments)
-        if params is None:
-            continue
-        handler = methods.get(req.method)
-        if handler is None:
-            allow = ("Allow", ", ".join(sorted(methods)))
-            return error_response(405, f"method {req.method} not allowed", None, allow), params
-        try:
-            return handler(req, params), params
-        except TscError as exc:
-            return error_response(400, str(exc)), params
-        except Exception:  # a simulator bug or a refused state write: still answer
-            return error_response(500, "internal simulator error"), params
-    return error_response(404, "no such resource"), {}
+_M2M_SESSION = ("api", "m2m", "v1", "session")
 
 
 class Api:
-    """The ``/api`` endpoints over the given state objects (shared with the admin side)."""
+    """The ``/api`` endpoints over the given state objects (shared with the admin side).
+
+    ``families`` is the simulator's own table; another is for tests of the machinery.
+    """
 
     def __init__(
         self,
@@ -118,18 +63,27 @@ class Api:
         log: RequestLog,
         accounts: frozenset[str] | None,
         token_ttl_seconds: float,
+        families: FamilyTable = FAMILIES,
     ) -> None:
         self.store, self.auth, self.faults, self.log = store, auth, faults, log
         self.accounts = accounts
         self.token_ttl_seconds = token_ttl_seconds
+        self.families = [
+            FamilyApi(
+                family,
+                table=families,
+                store=store,
+                check_auth=self._check_auth,
+                accounts=accounts,
+                faults=faults,
+            )
+            for family in families.families
+        ]
         self.routes: Routes = [
             (("api", "ts", "v1", "oauth2", "token"), {"POST": self._token}),
-            ((*_M2M, "session", "login"), {"POST": self._login}),
-            ((*_M2M, "session", "logout"), {"POST": self._logout}),
-            ((*_M2M, "callbacks", "{account}"), {"GET": self._m2m_list, "POST": self._m2m_put}),
-            ((*_M2M, "callbacks", "{account}", "name", "{service}"), {"DELETE": self._m2m_del}),
-            ((*_FOTA, "callbacks", "{account}"), {"GET": self._fota_list, "POST": self._fota_put}),
-            ((*_FOTA, "callbacks", "{account}", "name", "{service}"), {"DELETE": self._fota_del}),
+            ((*_M2M_SESSION, "login"), {"POST": self._login}),
+            ((*_M2M_SESSION, "logout"), {"POST": self._logout}),
+            *(r for family in self.families for r in family.routes),
         ]
 
     def handle(self, req: Request) -> Response | None:
@@ -145,16 +99,16 @@ class Api:
             response = error_response(decision.status, "simulated server error")
         elif decision.kind is None:
             response = route(self.routes, req)[0]
-        account = self._account_of(req.segments)
+        account = self._account_of(req)
         status = response.status if response else None
         self.log.add(RequestRecord(req.method, "/" + "/".join(req.segments), status, account))
         return response
 
-    def _account_of(self, segments: tuple[str, ...]) -> str | None:
-        for pattern, _ in self.routes:
-            params = match(pattern, segments)
-            if params is not None:
-                return params.get("account")
+    def _account_of(self, req: Request) -> str | None:
+        for family in self.families:
+            account = family.account_of(req)
+            if account is not None:
+                return account
         return None
 
     # --- authentication ---------------------------------------------------------------
@@ -207,117 +161,6 @@ class Api:
         self.auth.logout(session)
         return json_response(200, {"sessionToken": session})
 
-    # --- callbacks --------------------------------------------------------------------
-
-    def _guard(self, req: Request, account: str, *, write: bool) -> Response | None:
-        """Auth, then the account, then an injected write failure, in ThingSpace's order."""
-        refused = self._check_auth(req)
-        if refused:
-            return refused
-        known = self.accounts
-        if known is not None and account not in known and account != SANDBOX_ACCOUNT:
-            return error_response(400, f"unknown account {account!r}")
-        failing = self.faults.write_failure(account) if write else None
-        if failing is not None:
-            return error_response(failing, "simulated failure: writes to this account fail")
-        return None
-
-    def _listed(self, account: str, family: FamilySpec) -> list[tuple[str, StoredCallback]]:
-        return [(s, cb) for s, cb in self.store.registrations(account) if _family(s) is family]
-
-    def _m2m_list(self, req: Request, p: dict[str, str]) -> Response:
-        account = p["account"]
-        refused = self._guard(req, account, write=False)
-        if refused:
-            return refused
-        # Every item carries all five fields, empty when unset (the SDK's model has them
-        # all): a client can tell "no password" from "not returned".
-        items = [
-            {
-                "accountName": account,
-                "serviceName": service,
-                "url": cb.url,
-                "username": cb.username or "",
-                "password": cb.password or "",
-            }
-            for service, cb in self._listed(account, M2M)
-        ]
-        return json_response(200, items)
-
-    def _m2m_put(self, req: Request, p: dict[str, str]) -> Response:
-        account = p["account"]
-        refused = self._guard(req, account, write=True)
-        body = refused or _registration_body(req, M2M)
-        if isinstance(body, Response):
-            return body
-        name, callback = body
-        self.store.put(account, name, callback)
-        return json_response(200, {"accountName": account, "serviceName": name})
-
-    def _m2m_del(self, req: Request, p: dict[str, str]) -> Response:
-        account, service = p["account"], p["service"]
-        refused = self._guard(req, account, write=True) or _service_check(service, M2M)
-        if refused:
-            return refused
-        if self.store.remove(account, service) is None:
-            return error_response(
-                400, f"service {service!r} is not registered for account {account!r}"
-            )
-        return json_response(200, {"accountName": account, "serviceName": service})
-
-    def _fota_list(self, req: Request, p: dict[str, str]) -> Response:
-        account = p["account"]
-        refused = self._guard(req, account, write=False)
-        if refused:
-            return refused
-        items = [
-            {"aname": account, "name": service, "url": cb.url}
-            for service, cb in self._listed(account, FOTA)
-        ]
-        # ThingSpace answers an empty body, not [], when nothing is registered.
-        return json_response(200, items) if items else Response(200, b"")
-
-    def _fota_put(self, req: Request, p: dict[str, str]) -> Response:
-        account = p["account"]
-        refused = self._guard(req, account, write=True)
-        body = refused or _registration_body(req, FOTA)
-        if isinstance(body, Response):
-            return body
-        name, callback = body
-        self.store.put(account, name, callback)
-        return json_response(200, {"aname": account, "name": name, "url": callback.url})
-
-    def _fota_del(self, req: Request, p: dict[str, str]) -> Response:
-        account, service = p["account"], p["service"]
-        refused = self._guard(req, account, write=True) or _service_check(service, FOTA)
-        if refused:
-            return refused
-        removed = self.store.remove(account, service)
-        if removed is None:
-            return error_response(
-                400, f"service {service!r} is not registered for account {account!r}"
-            )
-        return json_response(200, {"aname": account, "name": service, "url": removed.url})
-
-
-def match(pattern: tuple[str, ...], segments: tuple[str, ...]) -> dict[str, str] | None:
-    if len(pattern) != len(segments):
-        return None
-    params: dict[str, str] = {}
-    for want, got in zip(pattern, segments, strict=True):
-        if want.startswith("{"):
-            if not got:
-                return None
-            params[want.strip("{}")] = got
-        elif want != got:
-            return None
-    return params
-
-
-def _family(service: str) -> FamilySpec:
-    # A name the catalog no longer knows (an old state file) still lists as M2M.
-    return family_of(service) or M2M
-
 
 def _basic_auth(header: str) -> tuple[str, str] | None:
     scheme, _, encoded = header.partition(" ")
@@ -342,35 +185,3 @@ def _json_object(req: Request) -> dict[str, Any] | Response:
     if not isinstance(body, dict):
         return error_response(400, "request body must be a JSON object")
     return body
-
-
-def _service_check(service: str, family: FamilySpec) -> Response | None:
-    if family_of(service) is family:
-        return None
-    where = "/api/fota/v1" if family is M2M else "/api/m2m/v1"
-    hint = f" (use {where})" if family_of(service) else ""
-    return error_response(400, f"{service!r} is not a {family.name.upper()} callback service{hint}")
-
-
-def _registration_body(req: Request, family: FamilySpec) -> tuple[str, StoredCallback] | Response:
-    body = _json_object(req)
-    if isinstance(body, Response):
-        return body
-    name, url = body.get("name"), body.get("url")
-    if not isinstance(name, str) or not name:
-        return error_response(400, "'name' is required and must be a string")
-    refused = _service_check(name, family)
-    if refused:
-        return refused
-    if not isinstance(url, str) or not url:
-        return error_response(400, "'url' is required and must be a string")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return error_response(400, "'url' must be an absolute http or https URL")
-    extras = [k for k in ("username", "password") if k in body]
-    if family is FOTA and extras:
-        return error_response(400, "FOTA callbacks take no username or password")
-    for key in extras:
-        if not isinstance(body[key], str):
-            return error_response(400, f"'{key}' must be a string")
-    return name, StoredCallback(url, body.get("username") or None, body.get("password") or None)

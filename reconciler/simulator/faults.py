@@ -16,7 +16,7 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any
 
-from reconciler.core.errors import UsageError
+from reconciler.simulator.errors import SimulatorError
 
 _COUNTERS = ("rate_limit_next", "server_error_next", "drop_next")
 
@@ -48,14 +48,14 @@ class FaultSettings:
         object.__setattr__(self, "fail_writes", MappingProxyType(dict(self.fail_writes)))
         for name in ("latency_ms", "retry_after", *_COUNTERS):
             if getattr(self, name) < 0:
-                raise UsageError(f"fault setting {name} must be >= 0")
+                raise SimulatorError(f"fault setting {name} must be >= 0")
         if not 0.0 <= self.rate_limit_fraction <= 1.0:
-            raise UsageError("fault setting rate_limit_fraction must be between 0 and 1")
+            raise SimulatorError("fault setting rate_limit_fraction must be between 0 and 1")
         if not 500 <= self.server_error_status <= 599:
-            raise UsageError("fault setting server_error_status must be a 5xx status")
+            raise SimulatorError("fault setting server_error_status must be a 5xx status")
         for account, status in self.fail_writes.items():
             if not 400 <= status <= 599:
-                raise UsageError(
+                raise SimulatorError(
                     f"fault setting fail_writes[{account!r}] must be a 4xx or 5xx status"
                 )
 
@@ -74,15 +74,15 @@ class FaultSettings:
     def from_dict(cls, data: Any, *, base: FaultSettings | None = None) -> FaultSettings:
         """Settings from admin JSON, merged over ``base`` (keys not given keep their value).
 
-        Raises :class:`UsageError` naming the key for unknown keys or wrong types.
+        Raises :class:`SimulatorError` naming the key for unknown keys or wrong types.
         """
         if not isinstance(data, dict):
-            raise UsageError("fault settings must be a JSON object")
+            raise SimulatorError("fault settings must be a JSON object")
         known = {f.name for f in fields(cls)}
         changes: dict[str, Any] = {}
         for key, value in data.items():
             if key not in known:
-                raise UsageError(f"unknown fault setting {key!r}")
+                raise SimulatorError(f"unknown fault setting {key!r}")
             changes[key] = _check_type(key, value)
         return replace(base or cls(), **changes)
 
@@ -94,20 +94,20 @@ def _is_int(value: Any) -> bool:
 def _check_type(key: str, value: Any) -> Any:
     if key == "rate_limit_fraction":
         if not (_is_int(value) or isinstance(value, float)):
-            raise UsageError("fault setting rate_limit_fraction must be a number")
+            raise SimulatorError("fault setting rate_limit_fraction must be a number")
         return float(value)
     if key == "seed":
         if value is not None and not _is_int(value):
-            raise UsageError("fault setting seed must be an integer or null")
+            raise SimulatorError("fault setting seed must be an integer or null")
         return value
     if key == "fail_writes":
         if not isinstance(value, dict) or not all(
             isinstance(k, str) and _is_int(v) for k, v in value.items()
         ):
-            raise UsageError("fault setting fail_writes must map account names to statuses")
+            raise SimulatorError("fault setting fail_writes must map account names to statuses")
         return value
     if not _is_int(value):
-        raise UsageError(f"fault setting {key} must be an integer")
+        raise SimulatorError(f"fault setting {key} must be an integer")
     return value
 
 

@@ -18,11 +18,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
-from reconciler.core.errors import UsageError
-from reconciler.simulator.api import (
-    Api,
+from reconciler.simulator.api import Api
+from reconciler.simulator.credentials import ClientCredentials
+from reconciler.simulator.errors import SimulatorError
+from reconciler.simulator.faults import FaultController, FaultSettings
+from reconciler.simulator.state import AuthState, RegistrationStore, RequestLog, RequestRecord
+from reconciler.simulator.wire import (
     Request,
     Response,
     Routes,
@@ -30,9 +33,6 @@ from reconciler.simulator.api import (
     json_response,
     route,
 )
-from reconciler.simulator.faults import FaultController, FaultSettings
-from reconciler.simulator.state import AuthState, RegistrationStore, RequestLog, RequestRecord
-from reconciler.thingspace.credentials import Credentials
 
 MAX_BODY_BYTES = 1 << 20
 _POLL_SECONDS = 0.05  # how soon serve_forever notices stop(); the default 0.5 s slows tests
@@ -42,12 +42,13 @@ _POLL_SECONDS = 0.05  # how soon serve_forever notices stop(); the default 0.5 s
 class SimulatorConfig:
     """What the simulator accepts and how it behaves.
 
-    ``accounts``: None accepts any account name; a set accepts those plus
-    ``TestAccount-2`` (the ThingSpace sandbox account, always accepted). ``faults`` are
-    the start-up fault settings.
+    ``credentials``: the one client and user it accepts, a ``SimulatorCredentials`` or
+    anything with the same four string attributes. ``accounts``: None accepts any account
+    name; a set accepts those plus ``TestAccount-2`` (the ThingSpace sandbox account,
+    always accepted). ``faults`` are the start-up fault settings.
     """
 
-    credentials: Credentials
+    credentials: ClientCredentials
     accounts: frozenset[str] | None = None
     session_idle_seconds: float = 1200.0
     token_ttl_seconds: float = 3600.0
@@ -93,7 +94,7 @@ class _Admin:
                 data = json.loads(req.body or b"{}")
             except ValueError:
                 return error_response(400, "fault settings must be a JSON object")
-            self.api.faults.merge(data)  # a UsageError becomes a 400 in route()
+            self.api.faults.merge(data)  # a SimulatorError becomes a 400 in route()
         return json_response(200, self.api.faults.settings().to_dict())
 
     def _expire(self, req: Request, _: dict[str, str]) -> Response:
@@ -112,10 +113,13 @@ class _HttpHandler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         server = cast(_Server, self.server)
         try:
-            raw_path = urlsplit(self.path).path.strip("/")
+            target = urlsplit(self.path)
         except ValueError:  # e.g. "GET http://[ HTTP/1.1"
             self._send(error_response(400, "malformed request target"), close=True)
             return
+        raw_path = target.path.strip("/")
+        # Some families carry the account or service in the query; the first value counts.
+        query = {name: values[0] for name, values in parse_qs(target.query).items()}
         # Split before decoding: an account name may hold an encoded "/".
         segments = tuple(unquote(s) for s in raw_path.split("/")) if raw_path else ()
         headers = {k.lower(): v for k, v in self.headers.items()}
@@ -135,7 +139,7 @@ class _HttpHandler(BaseHTTPRequestHandler):
                 remaining -= len(chunk)
             self._send(error_response(413, "request body too large"), close=True)
             return
-        request = Request(self.command, segments, headers, self.rfile.read(int(length)))
+        request = Request(self.command, segments, headers, self.rfile.read(int(length)), query)
         if segments[:1] == ("api",):
             response = server.api.handle(request)
         else:
@@ -211,7 +215,7 @@ class Simulator:
     """The simulator: binds at construction, serves after :meth:`start` or :meth:`serve_forever`.
 
     ``state_path`` None keeps registrations in memory; otherwise they are loaded from it (a
-    corrupt file raises :class:`UsageError`) and written atomically after every change.
+    corrupt file raises :class:`SimulatorError`) and written atomically after every change.
     ``clock`` (monotonic seconds) is for tests of token/session expiry.
     """
 
@@ -246,7 +250,7 @@ class Simulator:
         try:
             self._server = _Server((host, port), api)
         except OSError as exc:
-            raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+            raise SimulatorError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._serving = False

@@ -6,9 +6,10 @@ The state file is JSON, written atomically after every change::
      "accounts": {"0252012345-00001": {"DeviceUsage": {"url": "...", "username": "...",
                                                        "password": "..."}}}}
 
-``username``/``password`` appear only when set. The file holds callback passwords in
-clear (it is a simulator), so it is created private (0600) and never logged. Tokens,
-sessions and lockouts live in memory only.
+``username``/``password`` (and ``httpHeaders``, an object of strings, for families that
+take it) appear only when set. The file holds callback passwords in clear (it is a
+simulator), so it is created private (0600) and never logged. Tokens, sessions and
+lockouts live in memory only.
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ import json
 import secrets
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
-from reconciler.core.errors import UsageError
-from reconciler.core.fileio import write_atomically
-from reconciler.thingspace.credentials import Credentials
+from reconciler.simulator.credentials import ClientCredentials
+from reconciler.simulator.errors import SimulatorError
+from reconciler.simulator.fileio import write_atomically
 
 STATE_VERSION = 1
 MAX_FAILED_LOGINS = 5
@@ -35,18 +37,26 @@ REQUEST_LOG_LIMIT = 10_000  # a long-running server must not grow without bound
 
 @dataclass(frozen=True)
 class StoredCallback:
-    """One registration as the simulator keeps it. ``repr`` hides the password."""
+    """One registration as the simulator keeps it. ``repr`` hides the password and the
+    headers (a listener's headers may well carry its credentials)."""
 
     url: str
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    http_headers: Mapping[str, str] | None = field(default=None, repr=False)
 
-    def to_dict(self) -> dict[str, str]:
-        data = {"url": self.url}
+    def __post_init__(self) -> None:
+        if self.http_headers is not None:  # a read-only copy, so the value stays frozen
+            object.__setattr__(self, "http_headers", MappingProxyType(dict(self.http_headers)))
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"url": self.url}
         if self.username:
             data["username"] = self.username
         if self.password:
             data["password"] = self.password
+        if self.http_headers:
+            data["httpHeaders"] = dict(self.http_headers)
         return data
 
 
@@ -58,7 +68,7 @@ class RegistrationStore:
         self._lock = threading.Lock()
         self._accounts: dict[str, dict[str, StoredCallback]] = {}
         if path is not None and not path.parent.is_dir():
-            raise UsageError(f"simulator state directory {path.parent} does not exist")
+            raise SimulatorError(f"simulator state directory {path.parent} does not exist")
         if path is not None and path.exists():
             self._accounts = _load(path)
 
@@ -77,6 +87,16 @@ class RegistrationStore:
             updated = _copy(self._accounts)
             updated.setdefault(account, {})[service] = callback
             self._commit(updated)
+
+    def replace(self, account: str, service: str, callback: StoredCallback) -> bool:
+        """Replace an existing registration; False (nothing written) when there is none."""
+        with self._lock:
+            if service not in self._accounts.get(account, {}):
+                return False
+            updated = _copy(self._accounts)
+            updated[account][service] = callback
+            self._commit(updated)
+            return True
 
     def remove(self, account: str, service: str) -> StoredCallback | None:
         """Deregister; returns what was removed, or None when it was not registered."""
@@ -121,43 +141,52 @@ def _to_document(accounts: dict[str, dict[str, StoredCallback]]) -> dict[str, An
     }
 
 
+def is_string_map(value: Any) -> bool:
+    """Whether ``value`` is a JSON object whose values are all strings (HTTP headers)."""
+    return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+
+
 def _load(path: Path) -> dict[str, dict[str, StoredCallback]]:
-    """Read a state file; anything unreadable is a one-line :class:`UsageError`."""
+    """Read a state file; anything unreadable is a one-line :class:`SimulatorError`."""
     try:
         document = json.loads(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read simulator state file {path}: {exc}") from None
+        raise SimulatorError(f"cannot read simulator state file {path}: {exc}") from None
     except json.JSONDecodeError as exc:
-        raise UsageError(
+        raise SimulatorError(
             f"simulator state file {path} is not valid JSON (line {exc.lineno}, column "
             f"{exc.colno}: {exc.msg}); fix or delete it"
         ) from None
     if not isinstance(document, dict) or document.get("version") != STATE_VERSION:
-        raise UsageError(
+        raise SimulatorError(
             f"simulator state file {path} is not a version {STATE_VERSION} state document"
         )
     raw_accounts = document.get("accounts", {})
     if not isinstance(raw_accounts, dict):
-        raise UsageError(f"simulator state file {path}: 'accounts' must be an object")
+        raise SimulatorError(f"simulator state file {path}: 'accounts' must be an object")
     accounts: dict[str, dict[str, StoredCallback]] = {}
     for account, services in raw_accounts.items():
         if not isinstance(services, dict):
-            raise UsageError(f"simulator state file {path}: account {account!r} must be an object")
+            raise SimulatorError(
+                f"simulator state file {path}: account {account!r} must be an object"
+            )
         loaded: dict[str, StoredCallback] = {}
         for service, entry in services.items():
             if (
                 not isinstance(entry, dict)
                 or not isinstance(entry.get("url"), str)
                 or not all(isinstance(entry.get(k, ""), str) for k in ("username", "password"))
+                or not is_string_map(entry.get("httpHeaders", {}))
             ):
-                raise UsageError(
+                raise SimulatorError(
                     f"simulator state file {path}: {account!r}/{service!r} needs a string 'url' "
-                    "and optional string 'username'/'password'"
+                    "and optional string 'username'/'password' and 'httpHeaders' object"
                 )
             loaded[service] = StoredCallback(
                 url=entry["url"],
                 username=entry.get("username") or None,
                 password=entry.get("password") or None,
+                http_headers=entry.get("httpHeaders") or None,
             )
         if loaded:
             accounts[account] = loaded
@@ -180,7 +209,7 @@ class AuthState:
 
     def __init__(
         self,
-        credentials: Credentials,
+        credentials: ClientCredentials,
         *,
         token_ttl: float,
         session_idle: float,

@@ -1,7 +1,9 @@
 """``tscallbacks simulator serve``: the argument set and the command body.
 
 Numbers are parsed here rather than by argparse, so a bad value is a one-line
-:class:`UsageError` (exit 1 through the CLI's error funnel), not argparse's exit 2.
+:class:`UsageError` (exit 1 through the CLI's error funnel), not argparse's exit 2. What
+the simulator itself refuses (a state file, a port) arrives as its own error and leaves
+as a :class:`UsageError` too.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from reconciler.cli.console import Console
+from reconciler.cli.simulated import simulator_credentials, usage_errors
 from reconciler.core.errors import ExitStatus, UsageError
 from reconciler.simulator.faults import FaultSettings
 from reconciler.simulator.server import Simulator, SimulatorConfig
@@ -63,24 +66,25 @@ def _accounts(values: list[str] | None) -> frozenset[str] | None:
 
 
 def fault_settings(args: argparse.Namespace) -> FaultSettings:
-    """The start-up fault settings named by the flags."""
-    return FaultSettings(
-        latency_ms=_int(args.latency_ms, "--latency-ms", 0),
-        rate_limit_next=_int(args.rate_limit_next, "--rate-limit-next", 0),
-        rate_limit_fraction=_float(args.rate_limit_fraction, "--rate-limit-fraction", 0.0, 1.0),
-        retry_after=_int(args.retry_after, "--retry-after", 0),
-        seed=None if args.seed is None else _int(args.seed, "--seed", -(2**63)),
-        server_error_next=_int(args.server_error_next, "--server-error-next", 0),
-        server_error_status=_int(args.server_error_status, "--server-error-status", 500, 599),
-        fail_writes=_fail_writes(args.fail_writes),
-        drop_next=_int(args.drop_next, "--drop-next", 0),
-    )
+    """The start-up fault settings named by the flags (a bad value is a UsageError)."""
+    with usage_errors():  # FaultSettings re-checks what the flags already checked
+        return FaultSettings(
+            latency_ms=_int(args.latency_ms, "--latency-ms", 0),
+            rate_limit_next=_int(args.rate_limit_next, "--rate-limit-next", 0),
+            rate_limit_fraction=_float(args.rate_limit_fraction, "--rate-limit-fraction", 0.0, 1.0),
+            retry_after=_int(args.retry_after, "--retry-after", 0),
+            seed=None if args.seed is None else _int(args.seed, "--seed", -(2**63)),
+            server_error_next=_int(args.server_error_next, "--server-error-next", 0),
+            server_error_status=_int(args.server_error_status, "--server-error-status", 500, 599),
+            fail_writes=_fail_writes(args.fail_writes),
+            drop_next=_int(args.drop_next, "--drop-next", 0),
+        )
 
 
 def build_simulator(args: argparse.Namespace, *, env: Mapping[str, str]) -> Simulator:
     """A bound (not yet serving) simulator for the parsed ``serve`` arguments."""
     config = SimulatorConfig(
-        credentials=Credentials.for_simulator(env),
+        credentials=simulator_credentials(Credentials.for_simulator(env)),
         accounts=_accounts(args.accounts),
         session_idle_seconds=_float(args.session_idle, "--session-idle", 0.001),
         token_ttl_seconds=_float(args.token_ttl, "--token-ttl", 1.0),
@@ -88,7 +92,8 @@ def build_simulator(args: argparse.Namespace, *, env: Mapping[str, str]) -> Simu
     )
     port = _int(args.port, "--port", 0, 65535)
     state = Path(args.state) if args.state else None
-    return Simulator(config, state_path=state, host=args.host, port=port)
+    with usage_errors():
+        return Simulator(config, state_path=state, host=args.host, port=port)
 
 
 @contextmanager
