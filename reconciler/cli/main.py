@@ -2,10 +2,11 @@
 
 Everything the core raises on purpose is a :class:`TscError`; here it becomes one line
 per problem on stderr and an exit status. Anything else is a bug: a short message,
-and the traceback only with ``--debug``. A command's module is imported only when that
-command runs (see :data:`COMMANDS`). When the reader of our output goes away
-(``tscallbacks plan | head -1``), the run stops quietly with :data:`EXIT_BROKEN_PIPE`,
-as a Unix tool killed by SIGPIPE does.
+and the traceback only with ``--debug``. A command's module,
+``reconciler.cli.commands.NAME`` with ``run(args, console)``, is imported only when
+that command runs. When the reader of our output goes away (``tscallbacks plan |
+head -1``), the run stops quietly with :data:`EXIT_BROKEN_PIPE`, as a Unix tool
+killed by SIGPIPE does.
 """
 
 from __future__ import annotations
@@ -24,9 +25,6 @@ from reconciler.cli.console import Console
 from reconciler.cli.parser import build_parser
 from reconciler.core.errors import ConfigError, ExitStatus, TscError
 from reconciler.core.secrets import RedactingStream, SecretRegistry
-
-# Command name -> module under reconciler.cli.commands with ``run(args, console)``.
-COMMANDS = ("validate", "plan", "apply", "export", "schema", "simulator")
 
 # What a shell reports for a program killed by SIGPIPE (128 + 13), as for `yes | head -1`.
 EXIT_BROKEN_PIPE = 141
