@@ -206,3 +206,41 @@ def test_https_urls_round_trip_through_load_config(
     assume(_accepted(_config(ACCOUNT, "DeviceUsage", {"url": url})))
     _text, _notes, loaded = _export_and_load({ACCOUNT: {"DeviceUsage": reg(url)}})
     assert loaded.desired.accounts[ACCOUNT].callbacks["DeviceUsage"].url == url
+
+
+def test_export_text_reads_like_a_hand_written_file() -> None:
+    long_url = "https://hooks.example.com/" + "segment/" * 40 + "end?query=with spaces"
+    state = current(
+        {
+            "0252012345": {
+                "SMSDeliveryConfirmation": reg(long_url, "hook user", "pw-secret"),
+                "DeviceUsage": reg("https://hooks.example.com/u#frag", "yes", known=False),
+            },
+            "idle-account": {},
+        }
+    )
+    text, notes = render_export(state, ["0252012345", "idle-account"])
+    assert text == (
+        "# Exported by tscallbacks from the live ThingSpace registrations.\n"
+        "version: 1\n"
+        "accounts:\n"
+        '  "0252012345":\n'
+        "    prune: true\n"
+        "    callbacks:\n"
+        "      DeviceUsage:\n"
+        "        url: https://hooks.example.com/u#frag\n"
+        "        username: 'yes'\n"
+        "      SMSDeliveryConfirmation:\n"
+        f"        url: {long_url}\n"
+        "        username: hook user\n"
+        "        password: ${env:TSC_0252012345_SMSDELIVERYCONFIRMATION_PASSWORD}\n"
+        '  "idle-account":\n'
+        "    prune: true\n"
+        "    callbacks: {}\n"
+    )
+    assert notes == [
+        "0252012345/DeviceUsage: the API does not return passwords; "
+        "add one to the file if the listener uses it.",
+        "0252012345/SMSDeliveryConfirmation has a password: "
+        "set TSC_0252012345_SMSDELIVERYCONFIRMATION_PASSWORD before plan/apply.",
+    ]
