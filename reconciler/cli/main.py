@@ -2,8 +2,11 @@
 
 Everything the core raises on purpose is a :class:`TscError`; here it becomes one line
 per problem on stderr and an exit status. Anything else is a bug: a short message,
-and the traceback only with ``--debug``. A command's module is imported only when that
-command runs (see :data:`COMMANDS`).
+and the traceback only with ``--debug``. A command's module,
+``reconciler.cli.commands.NAME`` with ``run(args, console)``, is imported only when
+that command runs. When the reader of our output goes away (``tscallbacks plan |
+head -1``), the run stops quietly with :data:`EXIT_BROKEN_PIPE`, as a Unix tool
+killed by SIGPIPE does.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TextIO, cast
 
 from reconciler.cli.console import Console
@@ -23,8 +26,53 @@ from reconciler.cli.parser import build_parser
 from reconciler.core.errors import ConfigError, ExitStatus, TscError
 from reconciler.core.secrets import RedactingStream, SecretRegistry
 
-# Command name -> module under reconciler.cli.commands with ``run(args, console)``.
-COMMANDS = ("validate", "plan", "apply", "export", "schema", "simulator")
+# What a shell reports for a program killed by SIGPIPE (128 + 13), as for `yes | head -1`.
+EXIT_BROKEN_PIPE = 141
+
+
+class _PipeWatch:
+    """An output stream that remembers its reader went away (a write failed with EPIPE)."""
+
+    def __init__(self, inner: TextIO) -> None:
+        self.inner = inner
+        self.broken = False
+
+    def write(self, text: str) -> int:
+        try:
+            return self.inner.write(text)
+        except BrokenPipeError:
+            self.broken = True
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.inner.flush()
+        except BrokenPipeError:
+            self.broken = True
+            raise
+
+    def isatty(self) -> bool:
+        return bool(getattr(self.inner, "isatty", lambda: False)())
+
+
+def _quiet_after_broken_pipe(watch: _PipeWatch) -> None:
+    """Point the process's own stdout/stderr at /dev/null once its reader has gone.
+
+    Python flushes ``sys.stdout`` at exit: anything still buffered, or written after
+    this, would fail again there with a traceback ("Exception ignored ... BrokenPipeError").
+    Injected streams (tests, embedding) are left alone: their descriptors are not ours.
+    """
+    if watch.inner is not sys.stdout and watch.inner is not sys.stderr:
+        return
+    try:
+        fd = watch.inner.fileno()
+    except (OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 @contextmanager
@@ -63,36 +111,60 @@ def main(
     env = dict(os.environ) if env is None else env
     args_list = list(sys.argv[1:] if argv is None else argv)
     secrets = SecretRegistry()
-    out = cast(TextIO, RedactingStream(stdout or sys.stdout, secrets.values))
-    err = cast(TextIO, RedactingStream(stderr or sys.stderr, secrets.values))
+    pipes = (_PipeWatch(stdout or sys.stdout), _PipeWatch(stderr or sys.stderr))
+    out = cast(TextIO, RedactingStream(cast(TextIO, pipes[0]), secrets.values))
+    err = cast(TextIO, RedactingStream(cast(TextIO, pipes[1]), secrets.values))
     io = Console(stdin=stdin or sys.stdin, stdout=out, stderr=err, env=env, secrets=secrets)
-    debug = "--debug" in args_list
+    status = _funnel(args_list, io, debug="--debug" in args_list, pipes=pipes)
+    for stream in (out, err):
+        with suppress(BrokenPipeError):  # recorded by its watch
+            stream.flush()
+    if any(watch.broken for watch in pipes):
+        for watch in pipes:
+            if watch.broken:
+                _quiet_after_broken_pipe(watch)
+        return EXIT_BROKEN_PIPE
+    return status
+
+
+def _funnel(
+    args_list: list[str], io: Console, *, debug: bool, pipes: tuple[_PipeWatch, ...]
+) -> int:
+    """Run one command; every outcome becomes an exit status and at most a few lines."""
+    err = io.stderr
     try:
-        args = build_parser(out).parse_args(args_list)
+        args = build_parser(io.stdout).parse_args(args_list)
         with _terminate_as_interrupt():
             return int(_run(args.command, args, io))
     except TscError as exc:
         # Configuration problems already read PATH:LINE:COL: $.path: message.
         prefix = "" if isinstance(exc, ConfigError) else "Error: "
-        for line in exc.lines():
-            err.write(f"{prefix}{line}\n")
+        _say(err, *(f"{prefix}{line}\n" for line in exc.lines()))
         return int(exc.exit_status)
     except KeyboardInterrupt:
-        err.write(
+        _say(
+            err,
             "Error: interrupted; no new change was started after it. Changes already made "
-            "are listed above; run 'tscallbacks plan' to see where things stand.\n"
+            "are listed above; run 'tscallbacks plan' to see where things stand.\n",
         )
         return int(ExitStatus.ERROR)
     except SystemExit as exc:  # --help / --version
         return int(exc.code or 0) if isinstance(exc.code, int) else 0
     except Exception as exc:
+        if isinstance(exc, BrokenPipeError) and any(watch.broken for watch in pipes):
+            return EXIT_BROKEN_PIPE  # nobody is reading: nothing to say, and no bug
         if debug:
-            err.write(traceback.format_exc())
-        err.write(
+            _say(err, traceback.format_exc())
+        _say(
+            err,
             f"Error: internal error ({type(exc).__name__}); this is a bug in tscallbacks. "
-            "Run again with --debug for the traceback.\n"
+            "Run again with --debug for the traceback.\n",
         )
         return int(ExitStatus.ERROR)
-    finally:
-        out.flush()
-        err.flush()
+
+
+def _say(err: TextIO, *lines: str) -> None:
+    """Write to stderr; once its reader is gone, there is no one left to tell."""
+    with suppress(BrokenPipeError):
+        for line in lines:
+            err.write(line)

@@ -58,6 +58,31 @@ def _bound_parser_class(out: TextIO | None) -> type[_Parser]:
     return _Bound
 
 
+def _command(
+    sub: Any,
+    name: str,
+    *,
+    parents: list[argparse.ArgumentParser],
+    summary: str,
+    description: str,
+    examples: tuple[str, ...],
+) -> argparse.ArgumentParser:
+    """A sub-command whose ``--help`` says what it does and shows it in use.
+
+    ``description`` is wrapped by hand (the raw formatter keeps its lines), so the
+    example commands in the epilog stay one per line, ready to copy.
+    """
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name,
+        parents=parents,
+        help=summary,
+        description=description,
+        epilog="examples:\n" + "\n".join(f"  {line}" for line in examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
 def build_parser(out: TextIO | None = None) -> argparse.ArgumentParser:
     debug = _Parser(add_help=False)
     debug.add_argument(
@@ -94,6 +119,7 @@ def build_parser(out: TextIO | None = None) -> argparse.ArgumentParser:
         out=out,
         prog="tscallbacks",
         description="Infrastructure-as-code for Verizon ThingSpace callback listeners.",
+        epilog="Run 'tscallbacks COMMAND --help' for a command's options and examples.",
         parents=[debug],
     )
     parser.add_argument("--version", action="version", version=f"tscallbacks {__version__}")
@@ -101,10 +127,35 @@ def build_parser(out: TextIO | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=sub_parser)
     sub.required = True
 
-    sub.add_parser("validate", parents=[debug, config], help="check the configuration (no network)")
+    _command(
+        sub,
+        "validate",
+        parents=[debug, config],
+        summary="check the configuration (no network)",
+        description="""\
+Check the configuration against its schema and the rules ThingSpace imposes
+(reachable https URLs, allowed ports, ${env:NAME} references), and report every
+problem at once as FILE:LINE:COL: $.path: message. Never uses the network.""",
+        examples=(
+            "tscallbacks validate -c callbacks.yaml",
+            "tscallbacks validate -c config/    # every *.yaml and *.yml file in config/",
+        ),
+    )
 
-    plan = sub.add_parser(
-        "plan", parents=[debug, config, remote], help="show what apply would change"
+    plan = _command(
+        sub,
+        "plan",
+        parents=[debug, config, remote],
+        summary="show what apply would change",
+        description="""\
+Read the live registrations of the configured accounts and show what apply
+would create, update or delete. Never changes anything. With
+--detailed-exitcode the exit status tells a pipeline whether there is drift
+(0 none, 2 changes, 1 error).""",
+        examples=(
+            "tscallbacks plan -c callbacks.yaml --detailed-exitcode",
+            "tscallbacks plan -c callbacks.yaml --out tfplan.json  # for apply tfplan.json",
+        ),
     )
     plan.add_argument(
         "--output", choices=("text", "json", "markdown"), default="text", help="plan format"
@@ -116,8 +167,19 @@ def build_parser(out: TextIO | None = None) -> argparse.ArgumentParser:
     )
     plan.add_argument("--out", metavar="FILE", help="also save the plan to FILE, for 'apply FILE'")
 
-    apply = sub.add_parser(
-        "apply", parents=[debug, config, remote], help="make remote state match the configuration"
+    apply = _command(
+        sub,
+        "apply",
+        parents=[debug, config, remote],
+        summary="make remote state match the configuration",
+        description="""\
+Make the remote registrations match the configuration: show the plan, ask for
+'yes', then register and deregister. With PLANFILE, make exactly the changes of
+a saved plan, and refuse, changing nothing, if remote state has changed since.""",
+        examples=(
+            "tscallbacks apply -c callbacks.yaml",
+            "tscallbacks apply --auto-approve tfplan.json   # CI, after plan --out",
+        ),
     )
     apply.add_argument(
         "--auto-approve", action="store_true", help="apply without asking for confirmation"
@@ -129,23 +191,70 @@ def build_parser(out: TextIO | None = None) -> argparse.ArgumentParser:
         help="apply exactly this saved plan; refused if remote state changed since",
     )
 
-    export = sub.add_parser(
-        "export", parents=[debug, remote], help="write live registrations as a configuration"
+    export = _command(
+        sub,
+        "export",
+        parents=[debug, remote],
+        summary="write live registrations as a configuration",
+        description="""\
+Read the live registrations of the named accounts and write them as a
+configuration file, to start managing accounts that are already set up.
+Passwords are never written: each becomes an ${env:NAME} reference, and a note
+on stderr names the variable to set.""",
+        examples=(
+            "tscallbacks export --account 0252012345-00001 -o callbacks.yaml",
+            "tscallbacks export --account 0252012345-00001 --account 0252012345-00002",
+        ),
     )
     export.add_argument(
         "--account", action="append", required=True, metavar="NAME", help="account to export"
     )
     export.add_argument("-o", "--output-file", dest="output_file", metavar="FILE")
 
-    sub.add_parser("schema", parents=[debug], help="print the configuration JSON Schema")
+    _command(
+        sub,
+        "schema",
+        parents=[debug],
+        summary="print the configuration JSON Schema",
+        description="""\
+Print the JSON Schema (draft 2020-12) of the configuration file, for editors
+and other validators.""",
+        examples=(
+            "tscallbacks schema > callbacks.schema.json",
+            "# then, for editors with a YAML language server, begin callbacks.yaml with:",
+            "# yaml-language-server: $schema=callbacks.schema.json",
+        ),
+    )
 
-    simulator = sub.add_parser("simulator", parents=[debug], help="the local ThingSpace simulator")
+    simulator = _command(
+        sub,
+        "simulator",
+        parents=[debug],
+        summary="the local ThingSpace simulator",
+        description="""\
+A local ThingSpace-compatible API, to try configurations without a Verizon
+account. 'plan --simulator' and 'apply --simulator' run one in-process;
+'simulator serve' runs one for other programs to use.""",
+        examples=("tscallbacks simulator serve --port 8787 --state simulator-state.json",),
+    )
     sim_sub = simulator.add_subparsers(
         dest="sim_command", metavar="COMMAND", parser_class=sub_parser
     )
     sim_sub.required = True
-    serve = sim_sub.add_parser(
-        "serve", parents=[debug], help="run the ThingSpace-compatible API locally"
+    serve = _command(
+        sim_sub,
+        "serve",
+        parents=[debug],
+        summary="run the ThingSpace-compatible API locally",
+        description="""\
+Run the ThingSpace-compatible API on HOST:PORT until Ctrl-C: OAuth2 and M2M
+session login, both callback families, ThingSpace's errors, optional faults.
+It accepts the credentials in the four THINGSPACE_* variables where it starts
+(or its documented defaults): give tscallbacks the same ones.""",
+        examples=(
+            "tscallbacks simulator serve --port 8787 --state simulator-state.json",
+            "tscallbacks plan -c callbacks.yaml --endpoint http://127.0.0.1:8787",
+        ),
     )
     add_serve_arguments(serve)
     return parser

@@ -1,61 +1,94 @@
 """``export``: live registrations written as a configuration file.
 
-Password values are never written: a registration with a password gets an
+The document is built as plain data and written by PyYAML's safe dumper, so any
+string the API returns (quotes, ``#``, ``yes``, control characters) reads back as
+itself. Password values are never written: a registration with a password gets an
 ``${env:NAME}`` reference, and the notes say which variables to set.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
+from typing import Any
 
-from reconciler.core.model import CurrentState
+import yaml
+
+from reconciler.core.model import CurrentState, Registration
+
+HEADER = "# Exported by tscallbacks from the live ThingSpace registrations.\n"
+
+# Line breaks that PyYAML's emitter writes raw inside single-quoted and plain scalars,
+# where its reader folds them ("a\x85b" comes back as "a b"); double quotes escape them.
+_FOLDED_BREAKS = re.compile("[\x85\u2028\u2029]")
 
 
-def _q(text: str) -> str:
-    """A YAML double-quoted scalar (JSON strings are valid YAML)."""
-    return json.dumps(text, ensure_ascii=False)
+class _AccountName(str):
+    """An account name: always written double-quoted, so ``0252012345`` stays a string
+    and the file shows how to write the next one (the loader refuses unquoted numbers)."""
 
 
-def env_name(account: str, service: str) -> str:
-    raw = f"TSC_{account}_{service}_PASSWORD".upper()
-    return re.sub(r"[^A-Z0-9_]", "_", raw)
+class _Dumper(yaml.SafeDumper):
+    """The safe dumper, with the two scalar styles above; it represents nothing new."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = '"' if _FOLDED_BREAKS.search(text) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+def _represent_account(dumper: yaml.SafeDumper, name: _AccountName) -> yaml.ScalarNode:
+    return dumper.represent_scalar("tag:yaml.org,2002:str", str(name), style='"')
+
+
+_Dumper.add_representer(str, _represent_str)
+_Dumper.add_representer(_AccountName, _represent_account)
 
 
 def render_export(current: CurrentState, accounts: Sequence[str]) -> tuple[str, list[str]]:
     """The configuration text for ``accounts`` (in the given order) and notes for the user."""
-    lines = [
-        "# Exported by tscallbacks from the live ThingSpace registrations.",
-        "version: 1",
-        "accounts:",
-    ]
     notes: list[str] = []
     used: set[str] = set()
+    document: dict[str, Any] = {"version": 1, "accounts": {}}
     for account in accounts:
         registrations = current.accounts.get(account, {})
-        lines.append(f"  {_q(account)}:")
-        lines.append("    prune: true")
-        if not registrations:
-            lines.append("    callbacks: {}")
-            continue
-        lines.append("    callbacks:")
+        callbacks: dict[str, dict[str, str]] = {}
         for service in sorted(registrations):
             reg = registrations[service]
-            lines.append(f"      {service}:")
-            lines.append(f"        url: {_q(reg.url)}")
-            if reg.username is not None:
-                lines.append(f"        username: {_q(reg.username)}")
-            if reg.password is not None:
-                name = _unique(env_name(account, service), used)
-                lines.append(f"        password: {_q('${env:' + name + '}')}")
-                notes.append(f"{account}/{service} has a password: set {name} before plan/apply.")
-            elif not reg.password_known:
-                notes.append(
-                    f"{account}/{service}: the API does not return passwords; "
-                    "add one to the file if the listener uses it."
-                )
-    return "\n".join(lines) + "\n", notes
+            callbacks[service] = _registration(account, service, reg, used, notes)
+        document["accounts"][_AccountName(account)] = {"prune": True, "callbacks": callbacks}
+    text = yaml.dump(
+        document,
+        Dumper=_Dumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        width=1 << 30,  # never fold: a long URL stays on its line
+    )
+    return HEADER + text, notes
+
+
+def _registration(
+    account: str, service: str, reg: Registration, used: set[str], notes: list[str]
+) -> dict[str, str]:
+    entry = {"url": reg.url}
+    if reg.username is not None:
+        entry["username"] = reg.username
+    if reg.password is not None:
+        name = _unique(_env_name(account, service), used)
+        entry["password"] = "${env:" + name + "}"
+        notes.append(f"{account}/{service} has a password: set {name} before plan/apply.")
+    elif not reg.password_known:
+        notes.append(
+            f"{account}/{service}: the API does not return passwords; "
+            "add one to the file if the listener uses it."
+        )
+    return entry
+
+
+def _env_name(account: str, service: str) -> str:
+    raw = f"TSC_{account}_{service}_PASSWORD".upper()
+    return re.sub(r"[^A-Z0-9_]", "_", raw)
 
 
 def _unique(name: str, used: set[str]) -> str:
