@@ -23,7 +23,8 @@ from reconciler.config.schema_check import account_name_problem, check_schema
 from reconciler.config.semantic import check_semantics
 from reconciler.config.yamlpos import YamlDoc, parse_yaml
 from reconciler.core import catalog
-from reconciler.core.model import Family, Registration
+from reconciler.core.families import M2M
+from reconciler.core.model import Registration
 from reconciler.render.export import render_export
 from tests.helpers import current, reg
 
@@ -39,7 +40,7 @@ ROUND_TRIP = settings(
 
 URL = "https://hooks.example.com/thingspace/usage"
 ACCOUNT = "0252012345-00001"
-M2M_SERVICES = sorted(s for s, f in catalog.services().items() if f is Family.M2M)
+M2M_SERVICES = sorted(s for s, f in catalog.services().items() if f is M2M)
 
 # Pieces YAML gives a meaning of their own, or that its emitter and reader treat apart.
 _ODD_CHARACTERS = [
