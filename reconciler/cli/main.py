@@ -16,12 +16,11 @@ import threading
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TextIO, cast
+from typing import TextIO
 
 from reconciler.cli.console import Console
 from reconciler.cli.parser import build_parser
 from reconciler.core.errors import ConfigError, ExitStatus, TscError
-from reconciler.core.secrets import RedactingStream, SecretRegistry
 
 # Command name -> module under reconciler.cli.commands with ``run(args, console)``.
 COMMANDS = ("validate", "plan", "apply", "export", "schema", "simulator")
@@ -62,10 +61,11 @@ def main(
     """Run the CLI; returns the exit status (the console script exits with it)."""
     env = dict(os.environ) if env is None else env
     args_list = list(sys.argv[1:] if argv is None else argv)
-    secrets = SecretRegistry()
-    out = cast(TextIO, RedactingStream(stdout or sys.stdout, secrets.values))
-    err = cast(TextIO, RedactingStream(stderr or sys.stderr, secrets.values))
-    io = Console(stdin=stdin or sys.stdin, stdout=out, stderr=err, env=env, secrets=secrets)
+    # No filter on the streams: secrets are masked where they are placed, and API text
+    # where it enters an error (see reconciler.core.secrets).
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    io = Console(stdin=stdin or sys.stdin, stdout=out, stderr=err, env=env)
     debug = "--debug" in args_list
     try:
         args = build_parser(out).parse_args(args_list)
