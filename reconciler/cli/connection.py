@@ -60,9 +60,11 @@ def connect(args: argparse.Namespace, io: Console) -> Iterator[ThingSpaceClient]
 def _client(
     io: Console, endpoint: str, credentials: Credentials, options: ClientOptions
 ) -> Iterator[ThingSpaceClient]:
-    io.secrets.add(credentials.secrets())
-    with ThingSpaceClient(endpoint, credentials, options=options) as client:
-        io.secrets.add_source(client.secrets)
+    # The client masks its own credentials and tokens in API error text; the registry
+    # adds the configuration's callback passwords, however late they are loaded.
+    with ThingSpaceClient(
+        endpoint, credentials, options=options, known_secrets=io.secrets.values
+    ) as client:
         yield client
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from reconciler.core.errors import Problem
-from reconciler.core.secrets import RedactingStream, SecretRegistry
+from reconciler.core.secrets import SecretRegistry
 
 
 @dataclass
@@ -27,7 +27,7 @@ class Console:
             self.stderr.write(f"{problem}\n")
 
 
-def use_color(stream: TextIO | RedactingStream, env: Mapping[str, str]) -> bool:
+def use_color(stream: TextIO, env: Mapping[str, str]) -> bool:
     """Colour only on a terminal, never with NO_COLOR (https://no-color.org) or TERM=dumb."""
     if env.get("NO_COLOR", "") != "" or env.get("TERM") == "dumb":
         return False

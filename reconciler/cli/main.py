@@ -24,7 +24,6 @@ from typing import TextIO, cast
 from reconciler.cli.console import Console
 from reconciler.cli.parser import build_parser
 from reconciler.core.errors import ConfigError, ExitStatus, TscError
-from reconciler.core.secrets import RedactingStream, SecretRegistry
 
 # What a shell reports for a program killed by SIGPIPE (128 + 13), as for `yes | head -1`.
 EXIT_BROKEN_PIPE = 141
@@ -110,11 +109,11 @@ def main(
     """Run the CLI; returns the exit status (the console script exits with it)."""
     env = dict(os.environ) if env is None else env
     args_list = list(sys.argv[1:] if argv is None else argv)
-    secrets = SecretRegistry()
+    # No filter on the streams: secrets are masked where they are placed, and API text
+    # where it enters an error (see reconciler.core.secrets).
     pipes = (_PipeWatch(stdout or sys.stdout), _PipeWatch(stderr or sys.stderr))
-    out = cast(TextIO, RedactingStream(cast(TextIO, pipes[0]), secrets.values))
-    err = cast(TextIO, RedactingStream(cast(TextIO, pipes[1]), secrets.values))
-    io = Console(stdin=stdin or sys.stdin, stdout=out, stderr=err, env=env, secrets=secrets)
+    out, err = cast(TextIO, pipes[0]), cast(TextIO, pipes[1])
+    io = Console(stdin=stdin or sys.stdin, stdout=out, stderr=err, env=env)
     status = _funnel(args_list, io, debug="--debug" in args_list, pipes=pipes)
     for stream in (out, err):
         with suppress(BrokenPipeError):  # recorded by its watch

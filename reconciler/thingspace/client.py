@@ -47,11 +47,15 @@ class ThingSpaceClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        known_secrets: Callable[[], Iterable[str]] = tuple,
     ) -> None:
+        """``known_secrets``: more values to mask in text the API sends back, besides the
+        client's own (the configuration's callback passwords, say); asked on every error."""
         self.endpoint = normalize_endpoint(endpoint)
         options = options or ClientOptions()
         self.options = options
         self._credentials = credentials
+        self._known_secrets = known_secrets
         self._owns_session = session is None
         if session is None:
             session = requests.Session()
@@ -171,10 +175,11 @@ class ThingSpaceClient:
         )
 
     def secrets(self) -> list[str]:
-        """Every secret the client knows (credentials, the Basic header, tokens so far)."""
+        """Every secret the client knows (credentials, the Basic header, tokens so far, and
+        ``known_secrets``), for masking in text the API sends back."""
         creds = self._credentials
         basic = base64.b64encode(f"{creds.client_id}:{creds.client_secret}".encode()).decode()
-        return [*creds.secrets(), basic, *self._auth.secrets()]
+        return [*creds.secrets(), basic, *self._auth.secrets(), *self._known_secrets()]
 
     def _call(
         self,

@@ -177,7 +177,7 @@ class Wire:
         detail: str | None = None,
         extra_secrets: Iterable[str] = (),
     ) -> ApiError:
-        secrets = sorted({*self._secrets(), *extra_secrets} - {""}, key=len, reverse=True)
+        secrets = [*self._secrets(), *extra_secrets]
         code: str | None = None
         message: str | None = None
         notes = [detail] if detail else []
@@ -216,8 +216,13 @@ class Wire:
 
 
 def _clip(text: str, secrets: list[str]) -> str:
-    """One short printable line with every secret replaced (before anything is cut off)."""
-    text = scrub(text, secrets)
-    text = " ".join(_NON_PRINTABLE.sub(" ", text).split())
-    text = scrub(text, secrets)
+    """One short printable line of text from the API, with every secret masked (once,
+    before anything is cut off). Secrets are looked for as sent and as the flattening
+    into one line would have changed them (a tab inside a password, say)."""
+    text = _one_line(text)
+    text = scrub(text, [*secrets, *map(_one_line, secrets)])
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
+
+
+def _one_line(text: str) -> str:
+    return " ".join(_NON_PRINTABLE.sub(" ", text).split())
