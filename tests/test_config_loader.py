@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 from types import MappingProxyType
@@ -10,8 +11,9 @@ import pytest
 import yaml
 
 from reconciler.config import MAX_FILE_BYTES, LoadedConfig, load_config
+from reconciler.config.loader import sort_problems
 from reconciler.config.yamlpos import parse_yaml, read_yaml_file
-from reconciler.core.errors import ConfigError, Location
+from reconciler.core.errors import ConfigError, Location, Problem
 from reconciler.core.model import Registration
 from reconciler.core.secrets import Secret
 
@@ -199,7 +201,7 @@ def test_deep_nesting_fails_fast(tmp_path: Path) -> None:
 def test_deep_block_nesting_is_an_error_not_a_crash(tmp_path: Path) -> None:
     text = "a:\n" + "".join("  " * i + "- \n" for i in range(1, 800))
     lines = _errors(_write(tmp_path, "deep.yaml", text))
-    assert lines == [f"{tmp_path / 'deep.yaml'}: $: the YAML is nested too deeply"]
+    assert lines == [f"{tmp_path / 'deep.yaml'}:1:1: $: the YAML is nested too deeply"]
 
 
 def test_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
@@ -207,7 +209,7 @@ def test_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
     big = _write(tmp_path, "big.yaml", "[" + "x" * MAX_FILE_BYTES)
     size = big.stat().st_size
     start = time.perf_counter()
-    assert _errors(big) == [f"{big}: $: file is {size} bytes; the limit is 1 MiB"]
+    assert _errors(big) == [f"{big}:1:1: $: file is {size} bytes; the limit is 1 MiB"]
     assert time.perf_counter() - start < 1.0
 
 
@@ -221,7 +223,7 @@ def test_file_of_exactly_the_limit_is_parsed(tmp_path: Path) -> None:
 def test_not_utf8(tmp_path: Path) -> None:
     target = tmp_path / "latin1.yaml"
     target.write_bytes(b"version: 1\naccounts: {}\n# caf\xe9\n")
-    assert _errors(target) == [f"{target}: $: file is not valid UTF-8 (byte 29)"]
+    assert _errors(target) == [f"{target}:1:1: $: file is not valid UTF-8 (byte 29)"]
 
 
 def test_unknown_tag_is_reported(tmp_path: Path) -> None:
@@ -242,7 +244,8 @@ def test_read_yaml_file_missing() -> None:
     result = read_yaml_file("/nonexistent/tscallbacks/x.yaml")
     assert result.doc is None
     assert [str(p) for p in result.problems] == [
-        "/nonexistent/tscallbacks/x.yaml: $: cannot read configuration: No such file or directory"
+        "/nonexistent/tscallbacks/x.yaml:1:1: $: "
+        "cannot read configuration: No such file or directory"
     ]
 
 
@@ -252,14 +255,14 @@ def test_read_yaml_file_missing() -> None:
 def test_missing_path(tmp_path: Path) -> None:
     missing = tmp_path / "nope.yaml"
     assert _errors(missing) == [
-        f"{missing}: $: cannot read configuration: No such file or directory"
+        f"{missing}:1:1: $: cannot read configuration: No such file or directory"
     ]
 
 
 def test_empty_directory(tmp_path: Path) -> None:
     _write(tmp_path, "README.md", "not configuration\n")
     assert _errors(tmp_path) == [
-        f"{tmp_path}: $: cannot read configuration: no *.yaml or *.yml files in the directory"
+        f"{tmp_path}:1:1: $: cannot read configuration: no *.yaml or *.yml files in the directory"
     ]
 
 
@@ -379,7 +382,7 @@ def test_directory_skips_dot_files_and_reports_broken_links(tmp_path: Path) -> N
     with pytest.raises(ConfigError) as info:
         load_config(str(tmp_path), env={}, require_env=True)
     assert info.value.lines() == [
-        f"{tmp_path / 'b.yaml'}: $: cannot read configuration: broken symbolic link"
+        f"{tmp_path / 'b.yaml'}:1:1: $: cannot read configuration: broken symbolic link"
     ]
 
 
@@ -394,3 +397,34 @@ def test_empty_username_and_password_mean_none(tmp_path: Path) -> None:
         url="https://hooks.example.com/a"
     )
     assert loaded.warnings == ()
+
+
+def test_problem_order_is_total_whatever_the_discovery_order() -> None:
+    """Problems sharing a position sort by JSON path, errors before warnings, then message;
+    the order they were found in never shows through."""
+    at = Location("b.yaml", 4, 7)
+    problems = [
+        Problem(at, "$.accounts.b", "zeta"),
+        Problem(at, "$.accounts.b", "alpha", warning=True),
+        Problem(at, "$.accounts.b", "alpha"),
+        Problem(at, "$.accounts.a", "omega"),
+        Problem(Location("b.yaml", 4, 2), "$.z", "first column"),
+        Problem(Location("a.yaml", 9, 9), "$", "second file read"),
+        Problem(None, "$", "no location"),
+        Problem(Location("b.yaml", 0, 0), "$", "whole file"),
+    ]
+    files = ["b.yaml", "a.yaml"]
+    expected = [
+        "b.yaml:1:1: $: whole file",
+        "b.yaml:4:2: $.z: first column",
+        "b.yaml:4:7: $.accounts.a: omega",
+        "b.yaml:4:7: $.accounts.b: alpha",
+        "b.yaml:4:7: $.accounts.b: zeta",
+        "b.yaml:4:7: $.accounts.b: warning: alpha",
+        "a.yaml:9:9: $: second file read",
+        "<config>: $: no location",
+    ]
+    for seed in range(20):
+        shuffled = list(problems)
+        random.Random(seed).shuffle(shuffled)
+        assert [str(p) for p in sort_problems(shuffled, files)] == expected

@@ -9,7 +9,7 @@ in only one of them. Every problem of every file is collected before anything fa
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -52,7 +52,7 @@ def load_config(path: str, *, env: Mapping[str, str], require_env: bool) -> Load
         problems.extend(check_schema(parsed.doc))
         problems.extend(check_semantics(parsed.doc, env=env, require_env=require_env))
     problems.extend(check_unique_accounts(docs))
-    ordered = _sorted(problems, files)
+    ordered = sort_problems(problems, files)
     if any(not p.warning for p in ordered):
         raise ConfigError(ordered)
     return LoadedConfig(
@@ -91,16 +91,17 @@ def _cannot_read(path: str, reason: str) -> Problem:
     return Problem(Location(path, 0, 0), "$", f"cannot read configuration: {reason}")
 
 
-def _sorted(problems: list[Problem], files: list[str]) -> list[Problem]:
+def sort_problems(problems: Iterable[Problem], files: Sequence[str]) -> list[Problem]:
+    """``problems`` in file order (as read), then by :meth:`Problem.sort_key`; problems
+    without a location last. A total order: the discovery order never shows through."""
     order = {name: index for index, name in enumerate(files)}
 
-    def key(problem: Problem) -> tuple[int, str, int, int]:
+    def key(problem: Problem) -> tuple[int, bool, tuple[str, int, int, str, bool, str]]:
         where = problem.location
-        if where is None:
-            return (len(order), "", 0, 0)
-        return (order.get(where.path, len(order)), where.path, where.line, where.column)
+        rank = order.get(where.path, len(order)) if where is not None else len(order)
+        return (rank, where is None, problem.sort_key())
 
-    return sorted(problems, key=key)  # stable: same spot keeps discovery order
+    return sorted(problems, key=key)
 
 
 def _desired_state(docs: list[YamlDoc], env: Mapping[str, str]) -> DesiredState:

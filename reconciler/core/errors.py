@@ -23,21 +23,26 @@ class ExitStatus(IntEnum):
 
 @dataclass(frozen=True)
 class Location:
-    """A spot in a configuration file (1-based line and column)."""
+    """A spot in a configuration file (1-based line and column).
+
+    Line 0 marks a whole-file problem (empty, unreadable, too large); it is shown as
+    ``PATH:1:1`` so editors and CI problem matchers still find a position.
+    """
 
     path: str
     line: int
     column: int
 
     def __str__(self) -> str:
-        if self.line <= 0:  # a whole-file problem (unreadable, too large): no position
-            return self.path
-        return f"{self.path}:{self.line}:{self.column}"
+        return f"{self.path}:{max(self.line, 1)}:{max(self.column, 1)}"
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One finding about the configuration: an error, or a warning that does not fail."""
+    """One finding about the configuration: an error, or a warning that does not fail.
+
+    ``str()`` is one line: ``PATH:LINE:COL: $.json.path: [warning: ]message``.
+    """
 
     location: Location | None
     json_path: str
@@ -48,6 +53,12 @@ class Problem:
         where = str(self.location) if self.location else "<config>"
         kind = "warning: " if self.warning else ""
         return f"{where}: {self.json_path}: {kind}{self.message}"
+
+    def sort_key(self) -> tuple[str, int, int, str, bool, str]:
+        """Position, then JSON path, then errors before warnings, then message: a total
+        order, so problems found in any order are listed the same way every run."""
+        where = self.location or Location("", 0, 0)
+        return (where.path, where.line, where.column, self.json_path, self.warning, self.message)
 
 
 class TscError(Exception):
