@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from reconciler.config.characters import check_characters
 from reconciler.config.schema_check import check_schema
 from reconciler.config.semantic import check_semantics, check_unique_accounts, resolve_credential
 from reconciler.config.yamlpos import YamlDoc, read_yaml_file
@@ -49,6 +50,7 @@ def load_config(path: str, *, env: Mapping[str, str], require_env: bool) -> Load
         if parsed.doc is None:
             continue
         docs.append(parsed.doc)
+        problems.extend(check_characters(parsed.doc))
         problems.extend(check_schema(parsed.doc))
         problems.extend(check_semantics(parsed.doc, env=env, require_env=require_env))
     problems.extend(check_unique_accounts(docs))

@@ -63,7 +63,7 @@ def check_url(url: str) -> list[UrlIssue]:
     if scheme == "http":
         issues.append(UrlIssue("plain http: callbacks carry device data; use https", warning=True))
     elif scheme != "https":
-        issues.append(UrlIssue(f"unsupported scheme {scheme!r}; callback URLs must use https"))
+        issues.append(UrlIssue(f"unsupported scheme '{scheme}'; callback URLs must use https"))
     if "@" in parts.netloc:
         issues.append(
             UrlIssue(

@@ -19,6 +19,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from reconciler.core import escape
 from reconciler.core.errors import Location, Problem
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -33,7 +34,7 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
 _NULL_TAG = "tag:yaml.org,2002:null"
 _COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # What YAML makes of an unquoted key, in words, by resolved tag.
 _TAG_WORDS = {
@@ -47,15 +48,20 @@ _TAG_WORDS = {
 
 
 def format_json_path(path: JsonPath) -> str:
-    """``("accounts", "0252-1", "callbacks", "DeviceUsage")`` -> ``$.accounts['0252-1']...``."""
+    """``("accounts", "0252-1", "callbacks", "DeviceUsage")`` -> ``$.accounts['0252-1']...``.
+
+    The result is display text: a key is escaped as :func:`escape.text` shows it (plus
+    ``\\'`` for its quote), so a key holding a newline or an escape sequence stays one
+    visible line in an error.
+    """
     out = ["$"]
     for segment in path:
         if isinstance(segment, int):
             out.append(f"[{segment}]")
-        elif _IDENTIFIER.match(segment):
+        elif _IDENTIFIER.fullmatch(segment):  # not match: "$" allows a final "\n"
             out.append(f".{segment}")
         else:
-            escaped = segment.replace("\\", "\\\\").replace("'", "\\'")
+            escaped = escape.text(segment).replace("'", "\\'")
             out.append(f"['{escaped}']")
     return "".join(out)
 
@@ -276,7 +282,7 @@ class _Walker:
                 Problem(self._loc(node), format_json_path(path), "an alias refers to itself")
             )
         if node.tag not in _COLLECTION_TAGS:  # !!python/object, !!set, !custom: no
-            self._report(node, path, f"unsupported YAML tag {node.tag!r} on a collection")
+            self._report(node, path, f"unsupported YAML tag '{node.tag}' on a collection")
         self._open.add(id(node))
         try:
             if isinstance(node, SequenceNode):
@@ -321,7 +327,7 @@ class _Walker:
                 self._report(
                     key_node,
                     (*path, key),
-                    f"duplicate key {key!r} (first defined at line {first_line[key]})",
+                    f"duplicate key '{key}' (first defined at line {first_line[key]})",
                 )
                 continue
             first_line[key] = key_loc.line

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
+from reconciler.core import escape
+
 
 class ExitStatus(IntEnum):
     """Process exit codes, per the contract."""
@@ -34,14 +36,16 @@ class Location:
     column: int
 
     def __str__(self) -> str:
-        return f"{self.path}:{max(self.line, 1)}:{max(self.column, 1)}"
+        return f"{escape.text(self.path)}:{max(self.line, 1)}:{max(self.column, 1)}"
 
 
 @dataclass(frozen=True)
 class Problem:
     """One finding about the configuration: an error, or a warning that does not fail.
 
-    ``str()`` is one line: ``PATH:LINE:COL: $.json.path: [warning: ]message``.
+    ``message`` holds raw values (a key, a host) and is escaped when the problem is shown;
+    ``json_path`` is already display text, escaped by ``format_json_path``.
+    ``str()`` is one printable line: ``PATH:LINE:COL: $.json.path: [warning: ]message``.
     """
 
     location: Location | None
@@ -52,7 +56,7 @@ class Problem:
     def __str__(self) -> str:
         where = str(self.location) if self.location else "<config>"
         kind = "warning: " if self.warning else ""
-        return f"{where}: {self.json_path}: {kind}{self.message}"
+        return f"{where}: {self.json_path}: {kind}{escape.text(self.message)}"
 
     def sort_key(self) -> tuple[str, int, int, str, bool, str]:
         """Position, then JSON path, then errors before warnings, then message: a total
