@@ -20,8 +20,9 @@ from typing import TextIO, cast
 
 from reconciler.cli.console import Console
 from reconciler.cli.parser import build_parser
+from reconciler.core import escape
 from reconciler.core.errors import ConfigError, ExitStatus, TscError
-from reconciler.core.secrets import RedactingStream, SecretRegistry
+from reconciler.core.secrets import RedactingStream, SecretRegistry, scrub
 
 # Command name -> module under reconciler.cli.commands with ``run(args, console)``.
 COMMANDS = ("validate", "plan", "apply", "export", "schema", "simulator")
@@ -43,6 +44,10 @@ def _terminate_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _escaped(line: str, secrets: SecretRegistry) -> str:
+    return escape.text(scrub(line, secrets.values()))
 
 
 def _run(command: str, args: object, io: Console) -> ExitStatus:
@@ -75,7 +80,10 @@ def main(
         # Configuration problems already read PATH:LINE:COL: $.path: message.
         prefix = "" if isinstance(exc, ConfigError) else "Error: "
         for line in exc.lines():
-            err.write(f"{prefix}{line}\n")
+            # Problems escape their own values; other lines may carry API or user text.
+            # Secrets go first: the stream's redaction would miss an escaped secret.
+            shown = line if isinstance(exc, ConfigError) else _escaped(line, secrets)
+            err.write(f"{prefix}{shown}\n")
         return int(exc.exit_status)
     except KeyboardInterrupt:
         err.write(

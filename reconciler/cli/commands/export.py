@@ -8,6 +8,7 @@ from pathlib import Path
 from reconciler.cli.connection import connect
 from reconciler.cli.console import Console
 from reconciler.config.schema_check import account_name_problem
+from reconciler.core import escape
 from reconciler.core.errors import ExitStatus, OutputError, UsageError
 from reconciler.core.fileio import write_atomically
 from reconciler.core.model import Family
@@ -20,7 +21,7 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
     for name in accounts:
         problem = account_name_problem(name)
         if problem:
-            raise UsageError(f"--account {name!r}: {problem}")
+            raise UsageError(f"--account '{name}': {problem}")
     with connect(args, io) as client:
         current = read_current(
             client, {name: frozenset(Family) for name in accounts}, parallelism=args.parallelism
@@ -35,5 +36,5 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
     else:
         io.stdout.write(text)
     for note in notes:
-        io.stderr.write(f"Note: {note}\n")
+        io.stderr.write(f"Note: {escape.text(note)}\n")
     return ExitStatus.SUCCESS
