@@ -47,7 +47,7 @@ def hostile(tmp_path: Path) -> Iterator[tuple[Simulator, Path]]:
     state = tmp_path / "state.json"
     remote = {
         "DeviceUsage": {"url": CLEAR_SCREEN, "username": FORGED_SUMMARY},
-        EVIL_SERVICE: {"url": "https://hooks.example.com/evil\u202etxt.exe"},
+        EVIL_SERVICE: {"url": "https://hooks.example.com/evil\u202etxt.exe", "password": "pw"},
     }
     state.write_text(
         json.dumps({"version": 1, "accounts": {GOOD: remote, FAILING: remote}}), "utf-8"
@@ -109,6 +109,14 @@ def test_apply_progress_and_failures_are_escaped(hostile: tuple[Simulator, Path]
     errors = err.splitlines()
     assert any(line.startswith(f"Error: {FAILING}{evil}") for line in errors), err
     assert errors[-1] == "Error: apply failed: 3 of 4 changes failed"
+
+
+def test_export_notes_are_escaped(hostile: tuple[Simulator, Path]) -> None:
+    sim, _ = hostile
+    code, _out, err = _run(sim, "export", "--account", GOOD)
+    assert code == 0, err
+    assert _printable(err)
+    assert f"Note: {GOOD}/Evil\\x1b]0;owned\\x07\\nService has a password: set " in err
 
 
 def _raising(error: Exception, secret: str | None = None) -> object:
