@@ -234,9 +234,51 @@ def test_unknown_tag_is_reported(tmp_path: Path) -> None:
     ]
     scalar = _write(tmp_path, "scalar.yaml", "version: !!python/name:os.system x\naccounts: {}\n")
     assert _errors(scalar) == [
-        f"{scalar}:1:10: $.version: could not determine a constructor for the tag "
-        "'tag:yaml.org,2002:python/name:os.system'",
-        f"{scalar}:1:10: $.version: unsupported version null; this tscallbacks reads version 1",
+        f"{scalar}:1:10: $.version: explicit YAML tag !!python/name:os.system is not supported; "
+        "remove it (to write text, quote it)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "tag"),
+    [
+        ("!!int x", "!!int"),
+        ("!!float abc", "!!float"),
+        ("!!bool maybe", "!!bool"),
+        ("!!timestamp x", "!!timestamp"),
+        ("!!str 5", "!!str"),
+        ("!!binary QUJD", "!!binary"),
+        ("&anchor !!int x", "!!int"),
+        ('!!int "5"', "!!int"),
+        ("!custom x", "!custom"),
+    ],
+)
+def test_explicit_scalar_tags_are_refused_not_a_crash(tmp_path: Path, value: str, tag: str) -> None:
+    """Tags PyYAML's constructors choke on (ValueError, KeyError) were internal errors."""
+    body = (
+        f"version: 1\naccounts:\n  A-1:\n    callbacks:\n      DeviceUsage:\n        url: {value}\n"
+    )
+    target = _write(tmp_path, "tag.yaml", body)
+    assert _errors(target) == [
+        f"{target}:6:14: $.accounts['A-1'].callbacks.DeviceUsage.url: explicit YAML tag {tag} "
+        "is not supported; remove it (to write text, quote it)"
+    ]
+
+
+def test_explicit_tag_on_a_key_is_refused(tmp_path: Path) -> None:
+    target = _write(
+        tmp_path, "key.yaml", "version: 1\naccounts:\n  !!str 0252:\n    callbacks: {}\n"
+    )
+    assert _errors(target) == [
+        f"{target}:3:3: $.accounts['0252']: explicit YAML tag !!str is not supported; "
+        "remove it (to write text, quote it)"
+    ]
+
+
+def test_implicit_value_that_cannot_be_read_is_an_error(tmp_path: Path) -> None:
+    target = _write(tmp_path, "date.yaml", "version: 2024-13-45\naccounts: {}\n")
+    assert _errors(target) == [
+        f"{target}:1:10: $.version: cannot read this value as a date; quote it"
     ]
 
 

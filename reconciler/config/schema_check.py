@@ -56,6 +56,8 @@ def account_name_problem(name: str) -> str | None:
 def _translate(doc: YamlDoc, error: Any) -> Iterator[Problem]:
     path: JsonPath = tuple(error.absolute_path)
     validator: str = error.validator
+    if path in doc.refused_values:  # YAML could not read it; already said so
+        return
     if "propertyNames" in error.schema_path:
         key = str(error.instance)
         key_path = (*path, key)
