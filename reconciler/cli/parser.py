@@ -132,8 +132,13 @@ def build_parser(out: TextIO | None = None) -> argparse.ArgumentParser:
     export = sub.add_parser(
         "export", parents=[debug, remote], help="write live registrations as a configuration"
     )
-    export.add_argument(
-        "--account", action="append", required=True, metavar="NAME", help="account to export"
+    export.add_argument(  # --account A B and --account A --account B alike
+        "--account",
+        action="extend",
+        nargs="+",
+        required=True,
+        metavar="NAME",
+        help="account to export",
     )
     export.add_argument("-o", "--output-file", dest="output_file", metavar="FILE")
 
