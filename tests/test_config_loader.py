@@ -302,10 +302,30 @@ def test_missing_path(tmp_path: Path) -> None:
 
 
 def test_empty_directory(tmp_path: Path) -> None:
-    _write(tmp_path, "README.md", "not configuration\n")
     assert _errors(tmp_path) == [
         f"{tmp_path}:1:1: $: cannot read configuration: no *.yaml or *.yml files in the directory"
     ]
+    _write(tmp_path, "README.md", "not configuration\n")
+    assert _errors(tmp_path) == [
+        f"{tmp_path}:1:1: $: cannot read configuration: no *.yaml or *.yml files in the directory"
+        " (skipped: README.md)"
+    ]
+
+
+def test_directory_of_subdirectories_names_what_it_skipped(tmp_path: Path) -> None:
+    """Configuration split into prod/ and staging/ is not read recursively: say so."""
+    for name in ("prod", "staging", "old.yaml"):  # old.yaml is a directory too
+        (tmp_path / name).mkdir()
+        _write(tmp_path / name, "callbacks.yaml", "version: 1\naccounts: {}\n")
+    _write(tmp_path, ".hidden.yaml", "version: 1\naccounts: {}\n")
+    assert _errors(tmp_path) == [
+        f"{tmp_path}:1:1: $: cannot read configuration: no *.yaml or *.yml files in the directory"
+        " (skipped: .hidden.yaml, old.yaml/, prod/, staging/; subdirectories are not read)"
+    ]
+    for i in range(5):
+        (tmp_path / f"team{i}").mkdir()
+    (line,) = _errors(tmp_path)
+    assert line.endswith("staging/, team0/ and 4 more; subdirectories are not read)")
 
 
 def test_directory_merges_files_in_sorted_order(tmp_path: Path) -> None:

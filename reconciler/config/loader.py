@@ -82,11 +82,24 @@ def _config_files(path: str) -> tuple[list[str], list[Problem]]:
             return [], [_cannot_read(f, "broken symbolic link") for f in broken]
         files = [f for f in candidates if os.path.isfile(f)]
         if not files:
-            return [], [_cannot_read(path, "no *.yaml or *.yml files in the directory")]
+            reason = "no *.yaml or *.yml files in the directory" + _skipped(path, names)
+            return [], [_cannot_read(path, reason)]
         return files, []
     if not os.path.exists(path):
         return [], [_cannot_read(path, os.strerror(2))]
     return [path], []
+
+
+def _skipped(path: str, names: list[str], limit: int = 5) -> str:
+    """What the directory holds instead, for the "no files" message ("" if empty)."""
+    if not names:
+        return ""
+    shown = [name + "/" if os.path.isdir(os.path.join(path, name)) else name for name in names]
+    listed = ", ".join(shown[:limit]) + (
+        f" and {len(shown) - limit} more" if len(shown) > limit else ""
+    )
+    why = "; subdirectories are not read" if any(n.endswith("/") for n in shown) else ""
+    return f" (skipped: {listed}{why})"
 
 
 def _cannot_read(path: str, reason: str) -> Problem:
