@@ -490,3 +490,11 @@ def test_problem_order_is_total_whatever_the_discovery_order() -> None:
         shuffled = list(problems)
         random.Random(seed).shuffle(shuffled)
         assert [str(p) for p in sort_problems(shuffled, files)] == expected
+
+
+def test_yaml_parser_messages_are_escaped_once(tmp_path: Path) -> None:
+    """PyYAML quotes characters with repr; shown as-is, escaping would double them."""
+    tab = _write(tmp_path, "tab.yaml", "a:\n\tb: 1\n")
+    assert _errors(tab) == [f"{tab}:2:1: $: found character '\\t' that cannot start any token"]
+    esc = _write(tmp_path, "esc.yaml", 'a: "\\q"\n')
+    assert _errors(esc) == [f"{esc}:1:6: $: found unknown escape character 'q'"]

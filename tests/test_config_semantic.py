@@ -137,7 +137,7 @@ def test_good_urls(url: str) -> None:
         ("https://hooks.example.com/`id`", "must be percent-encoded in a URL: '`'"),
         ("https://hooks.example.com/{a}", "must be percent-encoded in a URL: '{' '}'"),
         ("https://hooks.example.com/a<b>", "must be percent-encoded in a URL: '<' '>'"),
-        ("https://hooks.example.com/a|b^c\"d", "percent-encoded in a URL: '\"' '^' '|'"),
+        ('https://hooks.example.com/a|b^c"d', "percent-encoded in a URL: '\"' '^' '|'"),
         ("https://hooks.example.com/x#fragment", "URL has a #fragment"),
         ("https://evil.com#.example.com/x", "URL has a #fragment"),
         ("https://hooks.example.com/a%zz", "'%' that does not start a %XX escape"),

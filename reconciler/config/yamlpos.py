@@ -11,6 +11,7 @@ other than what it reads as, and some of them crash PyYAML's constructors.
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ _resolve = cast(
     Callable[[type[Node], str, tuple[bool, bool]], str], yaml.resolver.Resolver().resolve
 )
 _COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
+_REPR_STRING = re.compile(r"'(?:[^'\\]|\\.)*'")  # a Python repr of a string
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # What YAML makes of an unquoted key, in words, by resolved tag.
@@ -194,11 +196,25 @@ def _compose(text: str) -> yaml.Node | None:
 
 
 def _yaml_message(exc: yaml.MarkedYAMLError) -> str:
-    problem = exc.problem or exc.context or "invalid YAML"
+    problem = _unrepr(exc.problem or exc.context or "invalid YAML")
     # "but found another document" only makes sense after its context.
     if exc.context and problem.startswith("but "):
-        return f"{exc.context} {problem}"
+        return f"{_unrepr(exc.context)} {problem}"
     return problem
+
+
+def _unrepr(message: str) -> str:
+    """PyYAML quotes characters with ``repr`` ('\\t'); problems hold raw text and are
+    escaped once when shown, so turn them back into the characters they stand for."""
+
+    def raw(match: re.Match[str]) -> str:
+        try:
+            value = ast.literal_eval(match.group(0))
+        except (ValueError, SyntaxError):
+            return match.group(0)
+        return f"'{value}'" if isinstance(value, str) else match.group(0)
+
+    return _REPR_STRING.sub(raw, message)
 
 
 def _flow_too_deep(text: str) -> int | None:
