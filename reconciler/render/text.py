@@ -23,7 +23,7 @@ def _value(text: str | None, sensitive: bool) -> str:
         return "(none)"
     # A sensitive field holds a marker such as "(sensitive)"; every other value is quoted,
     # so a username spelled "(sensitive)" cannot pass for one.
-    return text if sensitive else f'"{escape.text(text)}"'
+    return escape.text(text) if sensitive else f'"{escape.text(text)}"'
 
 
 def _field_line(action: Action, field: FieldChange, width: int) -> str:
