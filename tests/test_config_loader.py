@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 from types import MappingProxyType
@@ -10,8 +11,9 @@ import pytest
 import yaml
 
 from reconciler.config import MAX_FILE_BYTES, LoadedConfig, load_config
+from reconciler.config.loader import sort_problems
 from reconciler.config.yamlpos import parse_yaml, read_yaml_file
-from reconciler.core.errors import ConfigError, Location
+from reconciler.core.errors import ConfigError, Location, Problem
 from reconciler.core.model import Registration
 from reconciler.core.secrets import Secret
 
@@ -199,7 +201,7 @@ def test_deep_nesting_fails_fast(tmp_path: Path) -> None:
 def test_deep_block_nesting_is_an_error_not_a_crash(tmp_path: Path) -> None:
     text = "a:\n" + "".join("  " * i + "- \n" for i in range(1, 800))
     lines = _errors(_write(tmp_path, "deep.yaml", text))
-    assert lines == [f"{tmp_path / 'deep.yaml'}: $: the YAML is nested too deeply"]
+    assert lines == [f"{tmp_path / 'deep.yaml'}:1:1: $: the YAML is nested too deeply"]
 
 
 def test_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
@@ -207,7 +209,7 @@ def test_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
     big = _write(tmp_path, "big.yaml", "[" + "x" * MAX_FILE_BYTES)
     size = big.stat().st_size
     start = time.perf_counter()
-    assert _errors(big) == [f"{big}: $: file is {size} bytes; the limit is 1 MiB"]
+    assert _errors(big) == [f"{big}:1:1: $: file is {size} bytes; the limit is 1 MiB"]
     assert time.perf_counter() - start < 1.0
 
 
@@ -221,7 +223,7 @@ def test_file_of_exactly_the_limit_is_parsed(tmp_path: Path) -> None:
 def test_not_utf8(tmp_path: Path) -> None:
     target = tmp_path / "latin1.yaml"
     target.write_bytes(b"version: 1\naccounts: {}\n# caf\xe9\n")
-    assert _errors(target) == [f"{target}: $: file is not valid UTF-8 (byte 29)"]
+    assert _errors(target) == [f"{target}:1:1: $: file is not valid UTF-8 (byte 29)"]
 
 
 def test_unknown_tag_is_reported(tmp_path: Path) -> None:
@@ -232,9 +234,51 @@ def test_unknown_tag_is_reported(tmp_path: Path) -> None:
     ]
     scalar = _write(tmp_path, "scalar.yaml", "version: !!python/name:os.system x\naccounts: {}\n")
     assert _errors(scalar) == [
-        f"{scalar}:1:10: $.version: could not determine a constructor for the tag "
-        "'tag:yaml.org,2002:python/name:os.system'",
-        f"{scalar}:1:10: $.version: unsupported version null; this tscallbacks reads version 1",
+        f"{scalar}:1:10: $.version: explicit YAML tag !!python/name:os.system is not supported; "
+        "remove it (to write text, quote it)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "tag"),
+    [
+        ("!!int x", "!!int"),
+        ("!!float abc", "!!float"),
+        ("!!bool maybe", "!!bool"),
+        ("!!timestamp x", "!!timestamp"),
+        ("!!str 5", "!!str"),
+        ("!!binary QUJD", "!!binary"),
+        ("&anchor !!int x", "!!int"),
+        ('!!int "5"', "!!int"),
+        ("!custom x", "!custom"),
+    ],
+)
+def test_explicit_scalar_tags_are_refused_not_a_crash(tmp_path: Path, value: str, tag: str) -> None:
+    """Tags PyYAML's constructors choke on (ValueError, KeyError) were internal errors."""
+    body = (
+        f"version: 1\naccounts:\n  A-1:\n    callbacks:\n      DeviceUsage:\n        url: {value}\n"
+    )
+    target = _write(tmp_path, "tag.yaml", body)
+    assert _errors(target) == [
+        f"{target}:6:14: $.accounts['A-1'].callbacks.DeviceUsage.url: explicit YAML tag {tag} "
+        "is not supported; remove it (to write text, quote it)"
+    ]
+
+
+def test_explicit_tag_on_a_key_is_refused(tmp_path: Path) -> None:
+    target = _write(
+        tmp_path, "key.yaml", "version: 1\naccounts:\n  !!str 0252:\n    callbacks: {}\n"
+    )
+    assert _errors(target) == [
+        f"{target}:3:3: $.accounts['0252']: explicit YAML tag !!str is not supported; "
+        "remove it (to write text, quote it)"
+    ]
+
+
+def test_implicit_value_that_cannot_be_read_is_an_error(tmp_path: Path) -> None:
+    target = _write(tmp_path, "date.yaml", "version: 2024-13-45\naccounts: {}\n")
+    assert _errors(target) == [
+        f"{target}:1:10: $.version: cannot read this value as a date; quote it"
     ]
 
 
@@ -242,7 +286,8 @@ def test_read_yaml_file_missing() -> None:
     result = read_yaml_file("/nonexistent/tscallbacks/x.yaml")
     assert result.doc is None
     assert [str(p) for p in result.problems] == [
-        "/nonexistent/tscallbacks/x.yaml: $: cannot read configuration: No such file or directory"
+        "/nonexistent/tscallbacks/x.yaml:1:1: $: "
+        "cannot read configuration: No such file or directory"
     ]
 
 
@@ -252,15 +297,35 @@ def test_read_yaml_file_missing() -> None:
 def test_missing_path(tmp_path: Path) -> None:
     missing = tmp_path / "nope.yaml"
     assert _errors(missing) == [
-        f"{missing}: $: cannot read configuration: No such file or directory"
+        f"{missing}:1:1: $: cannot read configuration: No such file or directory"
     ]
 
 
 def test_empty_directory(tmp_path: Path) -> None:
+    assert _errors(tmp_path) == [
+        f"{tmp_path}:1:1: $: cannot read configuration: no *.yaml or *.yml files in the directory"
+    ]
     _write(tmp_path, "README.md", "not configuration\n")
     assert _errors(tmp_path) == [
-        f"{tmp_path}: $: cannot read configuration: no *.yaml or *.yml files in the directory"
+        f"{tmp_path}:1:1: $: cannot read configuration: no *.yaml or *.yml files in the directory"
+        " (skipped: README.md)"
     ]
+
+
+def test_directory_of_subdirectories_names_what_it_skipped(tmp_path: Path) -> None:
+    """Configuration split into prod/ and staging/ is not read recursively: say so."""
+    for name in ("prod", "staging", "old.yaml"):  # old.yaml is a directory too
+        (tmp_path / name).mkdir()
+        _write(tmp_path / name, "callbacks.yaml", "version: 1\naccounts: {}\n")
+    _write(tmp_path, ".hidden.yaml", "version: 1\naccounts: {}\n")
+    assert _errors(tmp_path) == [
+        f"{tmp_path}:1:1: $: cannot read configuration: no *.yaml or *.yml files in the directory"
+        " (skipped: .hidden.yaml, old.yaml/, prod/, staging/; subdirectories are not read)"
+    ]
+    for i in range(5):
+        (tmp_path / f"team{i}").mkdir()
+    (line,) = _errors(tmp_path)
+    assert line.endswith("staging/, team0/ and 4 more; subdirectories are not read)")
 
 
 def test_directory_merges_files_in_sorted_order(tmp_path: Path) -> None:
@@ -379,7 +444,7 @@ def test_directory_skips_dot_files_and_reports_broken_links(tmp_path: Path) -> N
     with pytest.raises(ConfigError) as info:
         load_config(str(tmp_path), env={}, require_env=True)
     assert info.value.lines() == [
-        f"{tmp_path / 'b.yaml'}: $: cannot read configuration: broken symbolic link"
+        f"{tmp_path / 'b.yaml'}:1:1: $: cannot read configuration: broken symbolic link"
     ]
 
 
@@ -394,3 +459,42 @@ def test_empty_username_and_password_mean_none(tmp_path: Path) -> None:
         url="https://hooks.example.com/a"
     )
     assert loaded.warnings == ()
+
+
+def test_problem_order_is_total_whatever_the_discovery_order() -> None:
+    """Problems sharing a position sort by JSON path, errors before warnings, then message;
+    the order they were found in never shows through."""
+    at = Location("b.yaml", 4, 7)
+    problems = [
+        Problem(at, "$.accounts.b", "zeta"),
+        Problem(at, "$.accounts.b", "alpha", warning=True),
+        Problem(at, "$.accounts.b", "alpha"),
+        Problem(at, "$.accounts.a", "omega"),
+        Problem(Location("b.yaml", 4, 2), "$.z", "first column"),
+        Problem(Location("a.yaml", 9, 9), "$", "second file read"),
+        Problem(None, "$", "no location"),
+        Problem(Location("b.yaml", 0, 0), "$", "whole file"),
+    ]
+    files = ["b.yaml", "a.yaml"]
+    expected = [
+        "b.yaml:1:1: $: whole file",
+        "b.yaml:4:2: $.z: first column",
+        "b.yaml:4:7: $.accounts.a: omega",
+        "b.yaml:4:7: $.accounts.b: alpha",
+        "b.yaml:4:7: $.accounts.b: zeta",
+        "b.yaml:4:7: $.accounts.b: warning: alpha",
+        "a.yaml:9:9: $: second file read",
+        "<config>: $: no location",
+    ]
+    for seed in range(20):
+        shuffled = list(problems)
+        random.Random(seed).shuffle(shuffled)
+        assert [str(p) for p in sort_problems(shuffled, files)] == expected
+
+
+def test_yaml_parser_messages_are_escaped_once(tmp_path: Path) -> None:
+    """PyYAML quotes characters with repr; shown as-is, escaping would double them."""
+    tab = _write(tmp_path, "tab.yaml", "a:\n\tb: 1\n")
+    assert _errors(tab) == [f"{tab}:2:1: $: found character '\\t' that cannot start any token"]
+    esc = _write(tmp_path, "esc.yaml", 'a: "\\q"\n')
+    assert _errors(esc) == [f"{esc}:1:6: $: found unknown escape character 'q'"]

@@ -45,7 +45,14 @@ def _semantic(
         "https://hooks.example.com:9001/x",
         "https://hooks.example.com:443/x",
         "https://hooks.example.com:80/x",
-        "https://HOOKS.Example.COM/x?a=1#f",
+        "https://HOOKS.Example.COM/x?a=1",
+        "https://hooks.example.com/a%20b?q=%7Bx%7D&r=(1)*!$,;=~'",
+        "https://bücher.example.com/x",
+        "https://BÜCHER.example.com/x",
+        "https://ab--cd.example.com/x",
+        "https://a-b.c-d.example.com/x",
+        "https://" + "a" * 63 + ".example.com/x",
+        "https://" + ".".join(["a" * 61] * 4) + "/x",  # 247 characters
         "https://8.8.8.8/x",
         "https://[2001:4860:4860::8888]:50551/x",
         "https://hooks.example.com./x",
@@ -108,6 +115,35 @@ def test_good_urls(url: str) -> None:
         ("https://hooks.example.com:99999/x", "port is not a number"),
         ("https://hooks.example.com:abc/x", "port is not a number"),
         ("https://hooks.example.com:/x", "the port is empty"),
+        # hosts that are not DNS names (they were registered as given)
+        ("https://a..b.com/x", "host a..b.com is not a DNS name: it has an empty label"),
+        ("https://.example.com/x", "empty label"),
+        ("https://-bad-.example.com/x", "label '-bad-' starts or ends with a hyphen"),
+        ("https://bad-.example.com/x", "label 'bad-' starts or ends with a hyphen"),
+        ("https://hooks%107.example.com/x", "label 'hooks%107' has characters other than"),
+        ("https://ex!mple.com/x", "label 'ex!mple' has characters other than"),
+        ("https://a_b.example.com/x", "label 'a_b' has characters other than"),
+        ("https://ex*mple.com/x", "label 'ex*mple' has characters other than"),
+        ("https://" + "a" * 64 + ".example.com/x", "a label is longer than 63 characters"),
+        ("https://" + ".".join(["a" * 63] * 4) + "/x", "longer than 253 characters"),
+        ("https://\u202eevil.example.com/x", "not a valid internationalized domain name"),
+        ("https://hooks\u200b.example.com/x", "not a valid internationalized domain name"),
+        ("https://hooks\xa0example.com/x", "not a valid internationalized domain name"),
+        ("https://\uff11\uff12\uff13.example.com/x", "not a valid internationalized domain"),
+        ("https://xn--zz.example.com/x", "not a valid internationalized domain name (IDNA)"),
+        ("https://[evil.example.com]/x", "not a valid URL"),
+        # characters a URL cannot hold as they are
+        ("https://evil.com\\.example.com/x", "must be percent-encoded in a URL: '\\'"),
+        ("https://hooks.example.com/`id`", "must be percent-encoded in a URL: '`'"),
+        ("https://hooks.example.com/{a}", "must be percent-encoded in a URL: '{' '}'"),
+        ("https://hooks.example.com/a<b>", "must be percent-encoded in a URL: '<' '>'"),
+        ('https://hooks.example.com/a|b^c"d', "percent-encoded in a URL: '\"' '^' '|'"),
+        ("https://hooks.example.com/x#fragment", "URL has a #fragment"),
+        ("https://evil.com#.example.com/x", "URL has a #fragment"),
+        ("https://hooks.example.com/a%zz", "'%' that does not start a %XX escape"),
+        ("https://hooks.example.com/a%2", "'%' that does not start a %XX escape"),
+        ("https://hooks.example.com/${env:HOOK_PATH}", "${...} is not expanded in url"),
+        ("https://${HOST}/x", "${...} is not expanded in url"),
     ],
 )
 def test_bad_urls(url: str, fragment: str) -> None:
@@ -115,6 +151,22 @@ def test_bad_urls(url: str, fragment: str) -> None:
     errors = [i.message for i in issues if not i.warning]
     assert errors, issues
     assert any(fragment in message for message in errors), errors
+
+
+def test_env_reference_in_a_url_says_it_is_an_error_and_not_expanded() -> None:
+    issues = check_url("https://hooks.example.com/${env:HOOK_PATH}")
+    assert [(i.message, i.warning) for i in issues] == [
+        (
+            "${...} is not expanded in url (only username and password read ${env:NAME}); "
+            "write the URL itself",
+            False,
+        )
+    ]
+
+
+def test_bad_characters_in_userinfo_are_not_shown() -> None:
+    (issue,) = check_url("https://ops:pa{ss@hooks.example.com/x")
+    assert issue.message == "URL contains characters that must be percent-encoded in a URL"
 
 
 def test_port_message_lists_the_allowed_ports() -> None:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
+from reconciler.config.characters import check_characters
 from reconciler.config.loader import LoadedConfig, load_config
 from reconciler.config.schema_check import account_name_problem, check_schema
 from reconciler.config.semantic import check_semantics
@@ -95,7 +96,11 @@ def _doc(data: dict[str, Any]) -> YamlDoc:
 def _accepted(data: dict[str, Any]) -> bool:
     """Does the configuration accept ``data`` as it stands (the loader's own checks)?"""
     doc = _doc(data)
-    problems = [*check_schema(doc), *check_semantics(doc, env={}, require_env=True)]
+    problems = [
+        *check_characters(doc),
+        *check_schema(doc),
+        *check_semantics(doc, env={}, require_env=True),
+    ]
     return not any(not p.warning for p in problems)
 
 

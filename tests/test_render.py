@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.core import escape
 from reconciler.engine.plan import Plan
 from reconciler.engine.planner import make_plan
 from reconciler.render import RENDERERS, renderer
@@ -105,3 +106,110 @@ def test_json_contract_shape() -> None:
         assert change["action"] in ("create", "update", "delete")
     deleted = next(c for c in doc["changes"] if c["action"] == "delete")
     assert deleted["after"] is None and deleted["before"]["url"].endswith("/carrier")
+
+
+# Values a hostile or careless remote side (or an old configuration) can carry.
+FORGED_SUMMARY = "bob\n\nPlan: 0 to create, 0 to update, 0 to delete."
+CLEAR_SCREEN = "https://hooks.example.com/\x1b[2J\x1b[31mall good"
+TABLE_BREAK = "https://hooks.example.com/a\n| create | `x` | y | url | | `z` |"
+BIDI = "https://hooks.example.com/\u202egpj.exe"
+ZERO_WIDTH = "https://hooks.exa\u200bmple.com/"
+BACKTICKS = "https://hooks.example.com/``a`|b"
+EVIL_SERVICE = "Evil\x1b]0;title\x07\nService"
+
+
+def hostile_plan() -> Plan:
+    a = "0252012345-00001"
+    return make_plan(
+        desired(
+            {
+                a: {
+                    "DeviceUsage": reg(CLEAR_SCREEN, FORGED_SUMMARY),
+                    "AlertService": reg(BIDI),
+                    "CarrierService": reg(BACKTICKS),
+                },
+                "kept": {},
+            },
+        ),
+        current(
+            {
+                a: {
+                    "DeviceUsage": reg(TABLE_BREAK, "(sensitive)"),
+                    "AlertService": reg(ZERO_WIDTH),
+                    EVIL_SERVICE: reg("https://hooks.example.com/evil"),
+                },
+            }
+        ),
+    )
+
+
+HOSTILE_VALUES = (FORGED_SUMMARY, CLEAR_SCREEN, TABLE_BREAK, BIDI, ZERO_WIDTH, EVIL_SERVICE)
+
+
+@pytest.mark.parametrize("color", [False, True])
+def test_text_shows_hostile_values_escaped(color: bool) -> None:
+    text = render("text", hostile_plan(), color=color)
+    ours = ("\033[32m", "\033[33m", "\033[31m", "\033[1m", "\033[0m")
+    plain = text
+    for code in ours:
+        plain = plain.replace(code, "")
+    assert all(line.isprintable() for line in plain.splitlines())
+    # exactly one summary line, ours, at the end
+    assert [line for line in plain.splitlines() if line.lstrip().startswith("Plan:")] == [
+        "Plan: 1 to create, 2 to update, 1 to delete."
+    ]
+    assert '"bob\\n\\nPlan: 0 to create, 0 to update, 0 to delete."' in plain
+    assert "\\x1b[2J\\x1b[31mall good" in plain
+    assert "\\u202egpj.exe" in plain and "exa\\u200bmple" in plain
+    assert "destroy 0252012345-00001/Evil\\x1b]0;title\\x07\\nService" in plain
+    # a value that looks like a marker is quoted like any other value
+    assert '"(sensitive)"' in plain
+
+
+def test_markdown_table_survives_hostile_values() -> None:
+    from tests.test_escape import _cells, _code_span
+
+    text = render("markdown", hostile_plan())
+    assert all(line.isprintable() for line in text.splitlines())
+    rows = [line for line in text.splitlines() if line.startswith("|")]
+    plan = hostile_plan()
+    assert len(rows) == 2 + sum(len(c.fields) for c in plan.changes)
+    shown: set[str] = set()
+    for row in rows:
+        cells = _cells(row)
+        assert len(cells) == 6, row
+        shown.update(_code_span(c) for c in cells[4:] if c.startswith("`"))
+    assert {escape.text(v) for v in (CLEAR_SCREEN, TABLE_BREAK, BIDI, BACKTICKS)} <= shown
+    assert escape.text(FORGED_SUMMARY) in shown
+    assert [line for line in text.splitlines() if "Plan:" in line.split("|")[0]] == [
+        "**Plan: 1 to create, 2 to update, 1 to delete.**"
+    ]
+
+
+def test_json_escapes_hostile_values_and_keeps_them() -> None:
+    text = render("json", hostile_plan())
+    assert text.isascii() and all(line.isprintable() for line in text.splitlines())
+    doc = json.loads(text)
+    values = {
+        str(v)
+        for change in doc["changes"]
+        for side in (change["before"], change["after"])
+        if side
+        for v in side.values()
+    }
+    assert {FORGED_SUMMARY, CLEAR_SCREEN, TABLE_BREAK, BIDI, ZERO_WIDTH} <= values
+    assert EVIL_SERVICE in {c["service"] for c in doc["changes"]}
+
+
+def test_notes_are_escaped() -> None:
+    plan = make_plan(
+        desired({"a": {}}, prune=False),
+        current(
+            {"a": {"Sneaky\n\nPlan: 0 to create, 0 to update, 0 to delete.": reg("https://x")}}
+        ),
+    )
+    for name in ("text", "markdown"):
+        text = render(name, plan)
+        assert not [line for line in text.splitlines() if line.startswith(("Plan", "**Plan"))]
+        assert "Sneaky\\n\\nPlan" in text or "Sneaky\\\\n\\\\nPlan" in text
+        assert all(line.isprintable() for line in text.splitlines())

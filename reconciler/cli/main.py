@@ -23,6 +23,7 @@ from typing import TextIO, cast
 
 from reconciler.cli.console import Console
 from reconciler.cli.parser import build_parser
+from reconciler.core import escape
 from reconciler.core.errors import ConfigError, ExitStatus, TscError
 
 # What a shell reports for a program killed by SIGPIPE (128 + 13), as for `yes | head -1`.
@@ -138,7 +139,12 @@ def _funnel(
     except TscError as exc:
         # Configuration problems already read PATH:LINE:COL: $.path: message.
         prefix = "" if isinstance(exc, ConfigError) else "Error: "
-        _say(err, *(f"{prefix}{line}\n" for line in exc.lines()))
+        # Problems escape their own values; other lines may carry API or user text (API
+        # text arrives with secrets already scrubbed, see reconciler.core.secrets).
+        shown = (
+            line if isinstance(exc, ConfigError) else escape.text(line) for line in exc.lines()
+        )
+        _say(err, *(f"{prefix}{text}\n" for text in shown))
         return int(exc.exit_status)
     except KeyboardInterrupt:
         _say(

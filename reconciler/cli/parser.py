@@ -206,8 +206,13 @@ on stderr names the variable to set.""",
             "tscallbacks export --account 0252012345-00001 --account 0252012345-00002",
         ),
     )
-    export.add_argument(
-        "--account", action="append", required=True, metavar="NAME", help="account to export"
+    export.add_argument(  # --account A B and --account A --account B alike
+        "--account",
+        action="extend",
+        nargs="+",
+        required=True,
+        metavar="NAME",
+        help="account to export",
     )
     export.add_argument("-o", "--output-file", dest="output_file", metavar="FILE")
 

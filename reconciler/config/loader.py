@@ -9,11 +9,12 @@ in only one of them. Every problem of every file is collected before anything fa
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from reconciler.config.characters import check_characters
 from reconciler.config.schema_check import check_schema
 from reconciler.config.semantic import check_semantics, check_unique_accounts, resolve_credential
 from reconciler.config.yamlpos import YamlDoc, read_yaml_file
@@ -49,10 +50,11 @@ def load_config(path: str, *, env: Mapping[str, str], require_env: bool) -> Load
         if parsed.doc is None:
             continue
         docs.append(parsed.doc)
+        problems.extend(check_characters(parsed.doc))
         problems.extend(check_schema(parsed.doc))
         problems.extend(check_semantics(parsed.doc, env=env, require_env=require_env))
     problems.extend(check_unique_accounts(docs))
-    ordered = _sorted(problems, files)
+    ordered = sort_problems(problems, files)
     if any(not p.warning for p in ordered):
         raise ConfigError(ordered)
     return LoadedConfig(
@@ -80,27 +82,41 @@ def _config_files(path: str) -> tuple[list[str], list[Problem]]:
             return [], [_cannot_read(f, "broken symbolic link") for f in broken]
         files = [f for f in candidates if os.path.isfile(f)]
         if not files:
-            return [], [_cannot_read(path, "no *.yaml or *.yml files in the directory")]
+            reason = "no *.yaml or *.yml files in the directory" + _skipped(path, names)
+            return [], [_cannot_read(path, reason)]
         return files, []
     if not os.path.exists(path):
         return [], [_cannot_read(path, os.strerror(2))]
     return [path], []
 
 
+def _skipped(path: str, names: list[str], limit: int = 5) -> str:
+    """What the directory holds instead, for the "no files" message ("" if empty)."""
+    if not names:
+        return ""
+    shown = [name + "/" if os.path.isdir(os.path.join(path, name)) else name for name in names]
+    listed = ", ".join(shown[:limit]) + (
+        f" and {len(shown) - limit} more" if len(shown) > limit else ""
+    )
+    why = "; subdirectories are not read" if any(n.endswith("/") for n in shown) else ""
+    return f" (skipped: {listed}{why})"
+
+
 def _cannot_read(path: str, reason: str) -> Problem:
     return Problem(Location(path, 0, 0), "$", f"cannot read configuration: {reason}")
 
 
-def _sorted(problems: list[Problem], files: list[str]) -> list[Problem]:
+def sort_problems(problems: Iterable[Problem], files: Sequence[str]) -> list[Problem]:
+    """``problems`` in file order (as read), then by :meth:`Problem.sort_key`; problems
+    without a location last. A total order: the discovery order never shows through."""
     order = {name: index for index, name in enumerate(files)}
 
-    def key(problem: Problem) -> tuple[int, str, int, int]:
+    def key(problem: Problem) -> tuple[int, bool, tuple[str, int, int, str, bool, str]]:
         where = problem.location
-        if where is None:
-            return (len(order), "", 0, 0)
-        return (order.get(where.path, len(order)), where.path, where.line, where.column)
+        rank = order.get(where.path, len(order)) if where is not None else len(order)
+        return (rank, where is None, problem.sort_key())
 
-    return sorted(problems, key=key)  # stable: same spot keeps discovery order
+    return sorted(problems, key=key)
 
 
 def _desired_state(docs: list[YamlDoc], env: Mapping[str, str]) -> DesiredState:

@@ -60,6 +60,8 @@ def account_name_problem(name: str) -> str | None:
 def _translate(doc: YamlDoc, error: Any) -> Iterator[Problem]:
     path: JsonPath = tuple(error.absolute_path)
     validator: str = error.validator
+    if path in doc.refused_values:  # YAML could not read it; already said so
+        return
     if "propertyNames" in error.schema_path:
         key = str(error.instance)
         key_path = (*path, key)
@@ -74,7 +76,7 @@ def _translate(doc: YamlDoc, error: Any) -> Iterator[Problem]:
     elif validator == "required" and isinstance(error.instance, dict):
         for name in error.validator_value:
             if name not in error.instance:
-                yield _at_value(doc, path, f"missing required field {name!r}")
+                yield _at_value(doc, path, f"missing required field '{name}'")
     else:
         yield _at_value(doc, path, _value_message(path, validator, error))
 
@@ -96,8 +98,8 @@ def _property_name_message(path: JsonPath, key: str, validator: str, error: Any)
     if _is_service_map(path):
         hint = catalog.suggest(key)
         if hint is not None:
-            return f"unknown service {key!r}; did you mean {hint!r}?"
-        return f"unknown service {key!r}; valid services: {', '.join(catalog.services())}"
+            return f"unknown service '{key}'; did you mean '{hint}'?"
+        return f"unknown service '{key}'; valid services: {', '.join(catalog.services())}"
     if path == ("accounts",):
         if validator == "minLength" or not key:
             return "account name must not be empty"
@@ -105,18 +107,18 @@ def _property_name_message(path: JsonPath, key: str, validator: str, error: Any)
             return f"account name is {len(key)} characters; the limit is {error.validator_value}"
         if validator == "pattern":
             return (
-                f"invalid account name {key!r}: use letters, digits, '.', '_' and '-', "
+                f"invalid account name '{key}': use letters, digits, '.', '_' and '-', "
                 "starting with a letter or digit"
             )
-    return f"invalid key {key!r}"
+    return f"invalid key '{key}'"
 
 
 def _unknown_field(path: JsonPath, key: str, allowed: list[str]) -> str:
     service = path[3] if len(path) == 4 and _is_service_map(path[:3]) else None
     family = catalog.family_of(service) if isinstance(service, str) else None
     if family is not None and not family.options:  # a URL-only family: say it plainly
-        return f"unknown field {key!r} ({service} registrations take only: {', '.join(allowed)})"
-    return f"unknown field {key!r} (allowed: {', '.join(allowed)})"
+        return f"unknown field '{key}' ({service} registrations take only: {', '.join(allowed)})"
+    return f"unknown field '{key}' (allowed: {', '.join(allowed)})"
 
 
 def _value_message(path: JsonPath, validator: str, error: Any) -> str:
@@ -184,9 +186,12 @@ def _kind(value: Any) -> str:
 
 
 def _show(value: Any) -> str:
-    """A short rendering of a non-secret scalar (``2``, ``"1"``, ``true``)."""
+    """A short rendering of a non-secret scalar (``2``, ``"1"``, ``true``).
+
+    Strings stay raw (the message is escaped when shown), so nothing is escaped twice.
+    """
     try:
-        text = json.dumps(value)
+        text = f'"{value}"' if isinstance(value, str) else json.dumps(value)
     except (TypeError, ValueError):
         text = str(value)
     return text if len(text) <= 40 else text[:37] + "..."

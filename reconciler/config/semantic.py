@@ -15,6 +15,7 @@ from typing import Any
 
 from reconciler.config.urls import check_url
 from reconciler.config.yamlpos import JsonPath, YamlDoc, format_json_path
+from reconciler.core import escape
 from reconciler.core.errors import Problem
 
 _ENV_REF = re.compile(r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -62,7 +63,8 @@ def check_semantics(doc: YamlDoc, *, env: Mapping[str, str], require_env: bool) 
             url = registration.get("url")
             if isinstance(url, str):
                 url_path = (*reg_path, "url")
-                problems.extend(_url_problems(doc, url_path, url))
+                if escape.unsafe_char(url) is None:  # else check_characters reported it
+                    problems.extend(_url_problems(doc, url_path, url))
                 if url in first_url:
                     other, line = first_url[url]
                     problems.append(
@@ -104,7 +106,7 @@ def check_unique_accounts(docs: Sequence[YamlDoc]) -> list[Problem]:
                     Problem(
                         where,
                         format_json_path(path),
-                        f"account {name!r} is already declared in {other_file} (line {line})",
+                        f"account '{name}' is already declared in {other_file} (line {line})",
                     )
                 )
             else:

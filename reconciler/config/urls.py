@@ -1,8 +1,10 @@
 """Callback URL rules: what ThingSpace can register and Verizon's servers can reach.
 
-Purely syntactic: no DNS lookups. A URL is judged by its scheme, host and port; a
-host that only resolves inside some private network (IP literal, single label,
-non-public suffix) is refused because Verizon would never reach it.
+Purely syntactic: no DNS lookups. A URL is judged by its characters, scheme, host and
+port. The host must be an IP address or a DNS name: LDH labels (letters, digits,
+hyphens; 1-63 characters, no hyphen at either end; 253 in all), or a valid IDNA name
+when it is not ASCII. A host that only resolves inside some private network (IP
+literal, single label, non-public suffix) is refused because Verizon would never reach it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+import idna
 
 ALLOWED_PORTS: frozenset[int] = frozenset(
     [80, 443, *range(9001, 9007), *range(50551, 50560), *range(28200, 28221)]
@@ -38,6 +42,11 @@ _SHARED = ipaddress.ip_network("100.64.0.0/10")
 # Labels some resolvers (inet_aton) read as parts of an IPv4 address: 127.1, 0x7f000001.
 _NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
 _BAD_CHARS = re.compile(r"[\x00-\x20\x7f]")
+# ASCII punctuation RFC 3986 allows in a URI (letters and digits aside); others, such as
+# a backslash (which browsers read as "/"), backticks or braces, must be percent-encoded.
+_URL_PUNCTUATION = frozenset("-._~:/?#[]@!$&'()*+,;=%")
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_LDH_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -52,18 +61,36 @@ def check_url(url: str) -> list[UrlIssue]:
     """Every problem with ``url`` as a ThingSpace callback address (empty when fine)."""
     if _BAD_CHARS.search(url):
         return [UrlIssue("URL contains spaces or control characters")]
+    if "${" in url:
+        return [
+            UrlIssue(
+                "${...} is not expanded in url (only username and password read "
+                "${env:NAME}); write the URL itself"
+            )
+        ]
+    unsafe = sorted({c for c in url if c.isascii() and not c.isalnum()} - _URL_PUNCTUATION)
+    if unsafe:
+        # Userinfo may be a password: then not even one of its characters is shown.
+        shown = "" if "@" in url else ": " + " ".join(f"'{c}'" for c in unsafe)
+        return [UrlIssue(f"URL contains characters that must be percent-encoded in a URL{shown}")]
     try:
         parts = urlsplit(url)
     except ValueError:
         return [UrlIssue("not a valid URL")]
     issues: list[UrlIssue] = []
+    if "#" in url:
+        issues.append(
+            UrlIssue("URL has a #fragment, which is never sent to the listener; remove it")
+        )
+    if _BAD_PERCENT.search(url):
+        issues.append(UrlIssue("URL has a '%' that does not start a %XX escape"))
     scheme = parts.scheme.lower()
     if not scheme or not url.lower().startswith(scheme + "://"):
         return [UrlIssue("URL must be absolute, like https://hooks.example.com/path")]
     if scheme == "http":
         issues.append(UrlIssue("plain http: callbacks carry device data; use https", warning=True))
     elif scheme != "https":
-        issues.append(UrlIssue(f"unsupported scheme {scheme!r}; callback URLs must use https"))
+        issues.append(UrlIssue(f"unsupported scheme '{scheme}'; callback URLs must use https"))
     if "@" in parts.netloc:
         issues.append(
             UrlIssue(
@@ -74,10 +101,10 @@ def check_url(url: str) -> list[UrlIssue]:
     host = (parts.hostname or "").rstrip(".")
     if not host:
         issues.append(UrlIssue("URL has no host"))
-    else:
-        reason = _unreachable(host)
-        if reason is not None:
-            issues.append(UrlIssue(f"host {host} is {reason}; Verizon cannot reach it"))
+    elif (invalid := _not_a_host(host)) is not None:
+        issues.append(UrlIssue(f"host {host} is {invalid}"))
+    elif (reason := _unreachable(host)) is not None:
+        issues.append(UrlIssue(f"host {host} is {reason}; Verizon cannot reach it"))
     issues.extend(_port_issues(parts.netloc.rpartition("@")[2]))
     return issues
 
@@ -101,6 +128,41 @@ def _unreachable(host: str) -> str | None:
     except ValueError:
         return _name_unreachable(host)
     return _address_unreachable(address)
+
+
+def _not_a_host(host: str) -> str | None:
+    """Why ``host`` (lower-case, no final dot) is neither an IP address nor a DNS host
+    name, or None."""
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    if not host.isascii():
+        try:
+            host = idna.encode(host, uts46=False).decode("ascii")
+        except (idna.IDNAError, UnicodeError):
+            return "not a valid internationalized domain name (IDNA)"
+    if len(host) > 253:
+        return "not a DNS name: longer than 253 characters"
+    for label in host.split("."):
+        if not label:
+            return "not a DNS name: it has an empty label"
+        if len(label) > 63:
+            return "not a DNS name: a label is longer than 63 characters"
+        if label.startswith("-") or label.endswith("-"):
+            return f"not a DNS name: label '{label}' starts or ends with a hyphen"
+        if not _LDH_LABEL.fullmatch(label):
+            return (
+                f"not a DNS name: label '{label}' has characters other than "
+                "letters, digits and hyphens"
+            )
+        if label.startswith("xn--"):
+            try:
+                idna.decode(label)
+            except (idna.IDNAError, UnicodeError):
+                return f"not a valid internationalized domain name (IDNA): label '{label}'"
+    return None
 
 
 def _address_unreachable(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:

@@ -3,22 +3,26 @@
 PyYAML's composer gives a node graph with marks; this module walks that graph itself
 (instead of PyYAML's constructor) so it can record the start mark of every key and
 value by JSON path, refuse duplicate and non-string keys, and bound alias expansion.
-Only plain values come out: dict, list, str, int, float, bool, None (and the odd
-date or bytes from explicit YAML types, which the schema then rejects).
+Only plain values come out: dict, list, str, int, float, bool, None (and the odd date
+YAML reads implicitly, which the schema then rejects). Explicit tags on scalars
+(``!!int x``, ``!!str 5``, ``!custom``) are refused: they can only make a value something
+other than what it reads as, and some of them crash PyYAML's constructors.
 """
 
 from __future__ import annotations
 
+import ast
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from reconciler.core import escape
 from reconciler.core.errors import Location, Problem
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -32,8 +36,14 @@ JsonPath = tuple[str | int, ...]
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"
 _NULL_TAG = "tag:yaml.org,2002:null"
+_YAML_TAG_PREFIX = "tag:yaml.org,2002:"
+# The tag a scalar's text resolves to, as PyYAML's loaders resolve it (untyped in stubs).
+_resolve = cast(
+    Callable[[type[Node], str, tuple[bool, bool]], str], yaml.resolver.Resolver().resolve
+)
 _COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_REPR_STRING = re.compile(r"'(?:[^'\\]|\\.)*'")  # a Python repr of a string
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # What YAML makes of an unquoted key, in words, by resolved tag.
 _TAG_WORDS = {
@@ -47,15 +57,20 @@ _TAG_WORDS = {
 
 
 def format_json_path(path: JsonPath) -> str:
-    """``("accounts", "0252-1", "callbacks", "DeviceUsage")`` -> ``$.accounts['0252-1']...``."""
+    """``("accounts", "0252-1", "callbacks", "DeviceUsage")`` -> ``$.accounts['0252-1']...``.
+
+    The result is display text: a key is escaped as :func:`escape.text` shows it (plus
+    ``\\'`` for its quote), so a key holding a newline or an escape sequence stays one
+    visible line in an error.
+    """
     out = ["$"]
     for segment in path:
         if isinstance(segment, int):
             out.append(f"[{segment}]")
-        elif _IDENTIFIER.match(segment):
+        elif _IDENTIFIER.fullmatch(segment):  # not match: "$" allows a final "\n"
             out.append(f".{segment}")
         else:
-            escaped = segment.replace("\\", "\\\\").replace("'", "\\'")
+            escaped = escape.text(segment).replace("'", "\\'")
             out.append(f"['{escaped}']")
     return "".join(out)
 
@@ -70,6 +85,8 @@ class YamlDoc:
     key_marks: Mapping[JsonPath, Location] = field(repr=False)
     # Keys YAML read as non-strings (already reported), kept under their source text.
     coerced_keys: frozenset[JsonPath] = frozenset()
+    # Values that could not be read (already reported), kept as None: not checked again.
+    refused_values: frozenset[JsonPath] = frozenset()
 
     def value_at(self, path: JsonPath) -> Location:
         """Where the value at ``path`` starts (or its nearest recorded ancestor)."""
@@ -158,6 +175,7 @@ def parse_yaml(text: str, *, path: str, max_nodes: int = MAX_NODES) -> ParseResu
         value_marks=MappingProxyType(walker.value_marks),
         key_marks=MappingProxyType(walker.key_marks),
         coerced_keys=frozenset(walker.coerced_keys),
+        refused_values=frozenset(walker.refused_values),
     )
     return ParseResult(doc, tuple(walker.problems))
 
@@ -178,11 +196,25 @@ def _compose(text: str) -> yaml.Node | None:
 
 
 def _yaml_message(exc: yaml.MarkedYAMLError) -> str:
-    problem = exc.problem or exc.context or "invalid YAML"
+    problem = _unrepr(exc.problem or exc.context or "invalid YAML")
     # "but found another document" only makes sense after its context.
     if exc.context and problem.startswith("but "):
-        return f"{exc.context} {problem}"
+        return f"{_unrepr(exc.context)} {problem}"
     return problem
+
+
+def _unrepr(message: str) -> str:
+    """PyYAML quotes characters with ``repr`` ('\\t'); problems hold raw text and are
+    escaped once when shown, so turn them back into the characters they stand for."""
+
+    def raw(match: re.Match[str]) -> str:
+        try:
+            value = ast.literal_eval(match.group(0))
+        except (ValueError, SyntaxError):
+            return match.group(0)
+        return f"'{value}'" if isinstance(value, str) else match.group(0)
+
+    return _REPR_STRING.sub(raw, message)
 
 
 def _flow_too_deep(text: str) -> int | None:
@@ -247,6 +279,7 @@ class _Walker:
         self.key_marks: dict[JsonPath, Location] = {}
         self.problems: list[Problem] = []
         self.coerced_keys: set[JsonPath] = set()
+        self.refused_values: set[JsonPath] = set()
         # An aliased node is walked once per use; report what is wrong in it once.
         self._reported: set[tuple[int, int, str]] = set()
         self._open: set[int] = set()
@@ -276,7 +309,7 @@ class _Walker:
                 Problem(self._loc(node), format_json_path(path), "an alias refers to itself")
             )
         if node.tag not in _COLLECTION_TAGS:  # !!python/object, !!set, !custom: no
-            self._report(node, path, f"unsupported YAML tag {node.tag!r} on a collection")
+            self._report(node, path, f"unsupported YAML tag '{node.tag}' on a collection")
         self._open.add(id(node))
         try:
             if isinstance(node, SequenceNode):
@@ -288,11 +321,21 @@ class _Walker:
         raise _Abort(Problem(self._loc(node), format_json_path(path), "unsupported YAML node"))
 
     def _scalar(self, node: ScalarNode, path: JsonPath) -> Any:
+        tag = _explicit_tag(node)
+        if tag is not None:
+            return self._refuse(node, path, _explicit_tag_message(tag))
         try:
             return self._constructor.construct_object(node)
         except yaml.MarkedYAMLError as exc:
-            self._report(node, path, exc.problem or "cannot read this value")
-            return None
+            return self._refuse(node, path, exc.problem or "cannot read this value")
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
+            # An implicit value that only looks like one (2024-13-45 as a date).
+            words = _TAG_WORDS.get(node.tag, "a value")
+            return self._refuse(node, path, f"cannot read this value as {words}; quote it")
+
+    def _refuse(self, node: ScalarNode, path: JsonPath, message: str) -> None:
+        self._report(node, path, message)
+        self.refused_values.add(path)
 
     def _mapping(self, node: MappingNode, path: JsonPath) -> dict[str, Any]:
         pairs: list[tuple[Node, Node]] = []
@@ -321,7 +364,7 @@ class _Walker:
                 self._report(
                     key_node,
                     (*path, key),
-                    f"duplicate key {key!r} (first defined at line {first_line[key]})",
+                    f"duplicate key '{key}' (first defined at line {first_line[key]})",
                 )
                 continue
             first_line[key] = key_loc.line
@@ -339,9 +382,14 @@ class _Walker:
             kind = "a list" if isinstance(node, SequenceNode) else "a mapping"
             self._report(node, path, f"keys must be strings, not {kind}")
             return None
-        if node.tag == _STR_TAG:
-            return str(node.value)
         raw = str(node.value)
+        tag = _explicit_tag(node)
+        if tag is not None:
+            self._report(node, (*path, raw), _explicit_tag_message(tag))
+            self.coerced_keys.add((*path, raw))
+            return raw  # keep checking the rest as if it had been quoted
+        if node.tag == _STR_TAG:
+            return raw
         words = _TAG_WORDS.get(node.tag, f"YAML type {node.tag}")
         shown = raw if raw else "(empty)"
         quoted = '"' + raw.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -365,6 +413,24 @@ class _Walker:
 
     def _loc(self, node: Node) -> Location:
         return _location(self.path, node.start_mark)
+
+
+def _explicit_tag(node: ScalarNode) -> str | None:
+    """The tag written on ``node`` when it differs from what its text resolves to.
+
+    The composer keeps no record of whether a tag was written, so a tag that changes
+    nothing (``!!int 5``) passes: it is harmless. Plain scalars resolve by their text,
+    quoted and block ones to strings.
+    """
+    implicit = (not node.style, bool(node.style))
+    if node.tag == _resolve(ScalarNode, node.value, implicit):
+        return None
+    return str(node.tag)
+
+
+def _explicit_tag_message(tag: str) -> str:
+    shown = "!!" + tag.removeprefix(_YAML_TAG_PREFIX) if tag.startswith(_YAML_TAG_PREFIX) else tag
+    return f"explicit YAML tag {shown} is not supported; remove it (to write text, quote it)"
 
 
 def _is_empty_scalar(node: Node) -> bool:

@@ -3,7 +3,7 @@
 The CLI is the one place that turns these into one-line messages and exit codes
 (see ``reconciler.cli``). Messages must never contain a secret value: errors are
 built from method, path, status and the API's ``errorCode``/``errorMessage``, and
-the CLI additionally redacts every known secret from everything it prints.
+API text is scrubbed of every known secret where it enters an error (the transport).
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+
+from reconciler.core import escape
 
 
 class ExitStatus(IntEnum):
@@ -23,21 +25,28 @@ class ExitStatus(IntEnum):
 
 @dataclass(frozen=True)
 class Location:
-    """A spot in a configuration file (1-based line and column)."""
+    """A spot in a configuration file (1-based line and column).
+
+    Line 0 marks a whole-file problem (empty, unreadable, too large); it is shown as
+    ``PATH:1:1`` so editors and CI problem matchers still find a position.
+    """
 
     path: str
     line: int
     column: int
 
     def __str__(self) -> str:
-        if self.line <= 0:  # a whole-file problem (unreadable, too large): no position
-            return self.path
-        return f"{self.path}:{self.line}:{self.column}"
+        return f"{escape.text(self.path)}:{max(self.line, 1)}:{max(self.column, 1)}"
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One finding about the configuration: an error, or a warning that does not fail."""
+    """One finding about the configuration: an error, or a warning that does not fail.
+
+    ``message`` holds raw values (a key, a host) and is escaped when the problem is shown;
+    ``json_path`` is already display text, escaped by ``format_json_path``.
+    ``str()`` is one printable line: ``PATH:LINE:COL: $.json.path: [warning: ]message``.
+    """
 
     location: Location | None
     json_path: str
@@ -47,7 +56,13 @@ class Problem:
     def __str__(self) -> str:
         where = str(self.location) if self.location else "<config>"
         kind = "warning: " if self.warning else ""
-        return f"{where}: {self.json_path}: {kind}{self.message}"
+        return f"{where}: {self.json_path}: {kind}{escape.text(self.message)}"
+
+    def sort_key(self) -> tuple[str, int, int, str, bool, str]:
+        """Position, then JSON path, then errors before warnings, then message: a total
+        order, so problems found in any order are listed the same way every run."""
+        where = self.location or Location("", 0, 0)
+        return (where.path, where.line, where.column, self.json_path, self.warning, self.message)
 
 
 class TscError(Exception):

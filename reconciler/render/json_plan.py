@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import TextIO
 
+from reconciler.core import escape
 from reconciler.engine.plan import Plan
 
 
 def render_json(plan: Plan, out: TextIO) -> None:
-    json.dump(plan.to_dict(), out, indent=2, sort_keys=False)
-    out.write("\n")
+    out.write(escape.json_text(plan.to_dict(), indent=2) + "\n")

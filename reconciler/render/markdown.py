@@ -1,19 +1,25 @@
-"""``--output markdown``: a plan for pull-request comments."""
+"""``--output markdown``: a plan for pull-request comments.
+
+Values are code spans (:func:`escape.markdown`), names and notes escaped prose
+(:func:`escape.markdown_text`): a ``|``, a newline or a backtick in a value can neither
+break the table nor end its code span.
+"""
 
 from __future__ import annotations
 
 from typing import TextIO
 
+from reconciler.core import escape
 from reconciler.engine.plan import Action, Plan
 
 _ICON = {Action.CREATE: "create", Action.UPDATE: "update", Action.DELETE: "**delete**"}
 
 
-def _cell(text: str | None) -> str:
+def _cell(text: str | None, sensitive: bool) -> str:
     if text is None:
         return ""
-    escaped = text.replace("|", "\\|").replace("`", "'")
-    return escaped if text.startswith("(") else f"`{escaped}`"
+    # A sensitive field holds a marker such as "(sensitive)", shown as words.
+    return escape.markdown_text(text) if sensitive else escape.markdown(text)
 
 
 def render_markdown(plan: Plan, out: TextIO) -> None:
@@ -26,13 +32,15 @@ def render_markdown(plan: Plan, out: TextIO) -> None:
         for change in plan.changes:
             for i, field in enumerate(change.fields):
                 lead = (
-                    f"{_ICON[change.action]} | `{change.account}` | {change.service}"
+                    f"{_ICON[change.action]} | {escape.markdown(change.account)} | "
+                    f"{escape.markdown_text(change.service)}"
                     if i == 0
                     else " | | "
                 )
                 out.write(
-                    f"| {lead} | {field.name} | {_cell(field.before)} | {_cell(field.after)} |\n"
+                    f"| {lead} | {field.name} | {_cell(field.before, field.sensitive)} "
+                    f"| {_cell(field.after, field.sensitive)} |\n"
                 )
         out.write(f"\n**{plan.summary_line()}**\n")
     for note in plan.notes:
-        out.write(f"\n> Note: {note}\n")
+        out.write(f"\n> Note: {escape.markdown_text(note)}\n")

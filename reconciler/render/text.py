@@ -1,9 +1,14 @@
-"""Terraform-like text: ``+ create``, ``~ update`` with old -> new, ``- destroy``, summary."""
+"""Terraform-like text: ``+ create``, ``~ update`` with old -> new, ``- destroy``, summary.
+
+Every value (names, URLs, usernames, notes) goes through :func:`escape.text` here, so a
+newline or an escape sequence in it is shown, never obeyed; only our colours are codes.
+"""
 
 from __future__ import annotations
 
 from typing import TextIO
 
+from reconciler.core import escape
 from reconciler.engine.plan import Action, Change, FieldChange, Plan
 
 _SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-"}
@@ -16,7 +21,9 @@ _RESET = "\033[0m"
 def _value(text: str | None, sensitive: bool) -> str:
     if text is None:
         return "(none)"
-    return text if sensitive or (text.startswith("(") and text.endswith(")")) else f'"{text}"'
+    # A sensitive field holds a marker such as "(sensitive)"; every other value is quoted,
+    # so a username spelled "(sensitive)" cannot pass for one.
+    return escape.text(text) if sensitive else f'"{escape.text(text)}"'
 
 
 def _field_line(action: Action, field: FieldChange, width: int) -> str:
@@ -35,7 +42,8 @@ def _paint(text: str, code: str, color: bool) -> str:
 
 
 def render_change(change: Change, out: TextIO, *, color: bool = False) -> None:
-    head = f"{_SYMBOL[change.action]} {_VERB[change.action]} {change.key}"
+    key = f"{escape.text(change.account)}/{escape.text(change.service)}"
+    head = f"{_SYMBOL[change.action]} {_VERB[change.action]} {key}"
     family = f" ({change.family.name})"
     out.write("  " + _paint(head, _COLOR[change.action], color) + family + "\n")
     width = max((len(f.name) for f in change.fields), default=0)
@@ -59,7 +67,7 @@ def render_text(plan: Plan, out: TextIO, *, color: bool = False) -> None:
         if not plan.has_changes:
             out.write("\n")
         for note in plan.notes:
-            out.write(f"Note: {note}\n")
+            out.write(f"Note: {escape.text(note)}\n")
         if plan.has_changes:
             out.write("\n")
     if plan.has_changes:

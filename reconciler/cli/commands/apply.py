@@ -8,6 +8,7 @@ import os
 from reconciler.cli.connection import compute_plan, connect, target
 from reconciler.cli.console import Console, use_color
 from reconciler.cli.loading import load
+from reconciler.core import escape
 from reconciler.core.errors import ExitStatus, UsageError
 from reconciler.engine.executor import ChangeResult, apply_plan
 from reconciler.engine.saved_plan import check_fresh, check_target, read_saved_plan
@@ -63,7 +64,8 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
             raise UsageError("apply cancelled: nothing was changed")
 
         def report(result: ChangeResult) -> None:
-            io.stdout.write(f"{result}\n")
+            # Secrets out before escaping: the stream's redaction would miss an escaped one.
+            io.stdout.write(f"{escape.text(str(result))}\n")
             io.stdout.flush()
 
         outcome = apply_plan(plan, client, parallelism=args.parallelism, on_result=report)

@@ -1,0 +1,65 @@
+"""Invisible and cursor-moving characters, refused in every string of a configuration.
+
+Control and format characters, line and paragraph separators and spaces other than
+U+0020 (see :func:`escape.unsafe_char`) can make a value look like something else in
+a plan, a pull-request comment or a log: a username holding a newline and a fake
+``Plan:`` line, a URL with a right-to-left override. No field needs them, so every key
+and every string value is checked. The message names the character as an escape
+(``\\x1b``), never raw, and for a password only its position and kind.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconciler.config.yamlpos import JsonPath, YamlDoc, format_json_path
+from reconciler.core import escape
+from reconciler.core.errors import Problem
+
+# Values whose characters are not shown, not even one.
+_SECRET_FIELDS = frozenset({"password"})
+
+
+def check_characters(doc: YamlDoc) -> list[Problem]:
+    """A problem for every key or string value of ``doc`` with a refused character."""
+    problems: list[Problem] = []
+    _walk(doc, doc.data, (), problems)
+    return problems
+
+
+def _walk(doc: YamlDoc, value: Any, path: JsonPath, problems: list[Problem]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            item_path = (*path, key)
+            if isinstance(key, str):
+                message = _message(_key_words(path), key, secret=False)
+                if message is not None:
+                    where = doc.key_at(item_path)
+                    problems.append(Problem(where, format_json_path(item_path), message))
+            _walk(doc, item, item_path, problems)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _walk(doc, item, (*path, index), problems)
+    elif isinstance(value, str):
+        name = path[-1] if path and isinstance(path[-1], str) else "value"
+        message = _message(name, value, secret=name in _SECRET_FIELDS)
+        if message is not None:
+            problems.append(Problem(doc.value_at(path), format_json_path(path), message))
+
+
+def _key_words(parent: JsonPath) -> str:
+    if parent == ("accounts",):
+        return "account name"
+    if len(parent) == 3 and parent[0] == "accounts" and parent[2] == "callbacks":
+        return "service name"
+    return "key"
+
+
+def _message(what: str, text: str, *, secret: bool) -> str | None:
+    found = escape.unsafe_char(text)
+    if found is None:
+        return None
+    index, char, kind = found  # position: 1-based, in characters of the value
+    # The character goes into the message raw: Problem escapes messages when shown.
+    shown = "" if secret else f" ({char})"
+    return f"{what} contains {kind}{shown} at position {index + 1}"
