@@ -251,7 +251,7 @@ def test_exhausted_connection_errors_are_transport_error(
     with pytest.raises(TransportError) as info:
         make_client(sleeps, max_attempts=3).deregister(ACCOUNT, families.FOTA, "Fota")
     assert str(info.value).startswith("DELETE /api/fota/v1/callbacks/0252012345-00001/name/Fota:")
-    assert "timed out" in str(info.value)
+    assert "timed out connecting to ts.example.test:443" in str(info.value)
     assert len(api_calls(api, "DELETE")) == 3
 
 

@@ -24,6 +24,7 @@ from requests.auth import AuthBase
 from reconciler import __version__
 from reconciler.core.errors import ApiError, TransportError
 from reconciler.core.secrets import scrub
+from reconciler.thingspace.diagnose import describe, host_port
 from reconciler.thingspace.options import ClientOptions
 
 _MAX_TEXT = 200
@@ -74,6 +75,7 @@ class Wire:
         secrets: Callable[[], list[str]],
     ) -> None:
         self._base = base
+        self._where = host_port(base)
         self._session = session
         self._options = options
         self._policy = options.retry
@@ -111,6 +113,7 @@ class Wire:
                 with self._lock:
                     self.retries += 1
             final: str | None = None  # a failure no retry can mend
+            timeout = (self._options.connect_timeout, self._options.read_timeout)
             try:
                 with self._slots:  # held only while on the wire, never while backing off
                     with self._lock:
@@ -122,11 +125,11 @@ class Wire:
                         json=json,
                         data=data,
                         auth=auth,
-                        timeout=(self._options.connect_timeout, self._options.read_timeout),
+                        timeout=timeout,
                         allow_redirects=False,
                     )
             except requests.exceptions.SSLError:
-                final = "TLS error (certificate or handshake)"
+                final = f"TLS error with {self._where} (certificate or handshake)"
             except (
                 requests.ConnectionError,
                 requests.Timeout,
@@ -134,7 +137,7 @@ class Wire:
             ) as exc:
                 ambiguous = True
                 last = None
-                reason = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
+                reason = describe(exc, self._where, timeout)
                 delay = self._policy.backoff(attempt, self._rng)
                 log.debug("%s %s: %s (attempt %d/%d)", method, path, reason, attempt, limit)
             except requests.RequestException as exc:
