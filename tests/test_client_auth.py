@@ -108,7 +108,7 @@ def test_auth_flow_order_and_headers(api: rm.Mocker) -> None:
     assert listing.headers["VZ-M2M-Token"] == "session-1"
     for request in api.request_history:
         timeout: Any = request.timeout
-        assert timeout == (10.0, 30.0)
+        assert timeout == (5.0, 8.0)
 
 
 def test_tokens_are_reused_between_calls(api: rm.Mocker) -> None:
@@ -125,7 +125,7 @@ def test_tokens_are_reused_between_calls(api: rm.Mocker) -> None:
 
 def test_bearer_renewed_shortly_before_expiry(api: rm.Mocker) -> None:
     clock = FakeClock()
-    client = make_client(clock=clock)
+    client = make_client(clock=clock, deadline=None)
     client.list_callbacks(ACCOUNT, M2M)
     clock.now += 3000  # well inside the hour
     client.list_callbacks(ACCOUNT, M2M)
@@ -202,7 +202,7 @@ def test_second_401_fails_the_call_not_the_run(api: rm.Mocker) -> None:
 def test_401_long_after_a_relogin_logs_in_again(api: rm.Mocker) -> None:
     clock = FakeClock()
     api.get(LIST_URL, [{"status_code": 401}, {"json": []}, {"status_code": 401}, {"json": []}])
-    client = make_client(clock=clock)
+    client = make_client(clock=clock, deadline=None)
     client.list_callbacks(ACCOUNT, M2M)
     clock.now += 1300  # the session idled out long after the re-login
     client.list_callbacks(ACCOUNT, M2M)
@@ -419,8 +419,8 @@ def _capture(sink: list[BaseException], fn: Callable[..., object], *args: object
 def test_login_is_retried_at_most_three_times(api: rm.Mocker) -> None:
     # A timed-out login may still count as a failure at Verizon; five lock the user.
     api.post(BASE + LOGIN_PATH, status_code=503, json={"errorCode": "UNAVAILABLE"})
-    client = make_client(max_attempts=5)
-    with pytest.raises(ApiError):
+    client = make_client(max_attempts=5, breaker_threshold=10)
+    with pytest.raises(AuthError, match="gave up after 3 attempts"):
         client.list_callbacks(ACCOUNT, M2M)
     logins = [r for r in api.request_history if r.path == LOGIN_PATH]
     assert len(logins) == 3
@@ -467,7 +467,7 @@ def test_an_expired_session_behind_a_due_bearer_still_recovers(api: rm.Mocker) -
         return {}
 
     api.get(LIST_URL, [{"json": slow_401}, {"status_code": 401}, {"json": []}])
-    client = make_client(clock=clock)
+    client = make_client(clock=clock, deadline=None)
     assert client.list_callbacks(ACCOUNT, M2M) == []
     assert len(calls(api, TOKEN_PATH)) == 3  # first, bearer-only renewal, re-login
     assert len(calls(api, LOGIN_PATH)) == 2

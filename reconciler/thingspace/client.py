@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
@@ -44,10 +45,13 @@ class ThingSpaceClient:
         *,
         options: ClientOptions | None = None,
         session: requests.Session | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
+        """``sleep`` defaults to a wait that ends early once ``stop`` is set (Ctrl-C):
+        after that, no new request is sent. ``options.deadline`` counts from here."""
         self.endpoint = normalize_endpoint(endpoint)
         options = options or ClientOptions()
         self.options = options
@@ -66,6 +70,8 @@ class ThingSpaceClient:
             sleep=sleep,
             rng=rng if rng is not None else random.Random(),
             secrets=self.secrets,
+            clock=clock,
+            stop=stop,
         )
         self._auth = Authenticator(self._wire, credentials, clock=clock)
 
@@ -163,6 +169,10 @@ class ThingSpaceClient:
         if self._owns_session:
             with contextlib.suppress(Exception):
                 self._session.close()
+
+    def deadline_paused(self) -> contextlib.AbstractContextManager[None]:
+        """Time spent inside (a prompt) does not count towards the run's deadline."""
+        return self._wire.guard.paused()
 
     def stats(self) -> RequestStats:
         auth = self._auth
