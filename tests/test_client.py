@@ -503,7 +503,7 @@ def test_unencodable_credentials_are_a_typed_error_without_the_secret(api: rm.Mo
     creds = Credentials(client_id="id", client_secret="s\u20acret-value", username="u",
                         password="pw-value")  # fmt: skip
     client = ThingSpaceClient(BASE, creds, sleep=lambda s: None)
-    with pytest.raises(TransportError) as info:
+    with pytest.raises(ApiError) as info:  # an AuthError: it failed getting a bearer
         client.list_callbacks(ACCOUNT, families.M2M)
     assert "could not be encoded" in str(info.value)
     assert "ret-value" not in repr(info.value) and info.value.__context__ is None

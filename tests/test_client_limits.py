@@ -255,7 +255,7 @@ def _one_attempt(base: str, **options: Any) -> str:
     client = ThingSpaceClient(
         base, CREDS, options=ClientOptions(max_attempts=1, **options), sleep=lambda s: None
     )
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(ApiError) as info:  # getting a bearer failed: an AuthError
         client.list_callbacks(ACCOUNT, M2M)
     assert info.value.status is None  # no HTTP answer
     return str(info.value)
