@@ -40,7 +40,9 @@ def target(args: argparse.Namespace, io: Console) -> str:
 @contextmanager
 def connect(args: argparse.Namespace, io: Console) -> Iterator[ThingSpaceClient]:
     """One API client for the run: the embedded simulator, or the configured endpoint."""
-    options = ClientOptions(parallelism=args.parallelism)
+    options = ClientOptions(
+        parallelism=args.parallelism, read_timeout=args.timeout, deadline=args.deadline
+    )
     endpoint = target(args, io)
     if endpoint == EMBEDDED_SIMULATOR:
         from reconciler.cli.simulated import embedded_simulator  # only for --simulator
