@@ -39,7 +39,8 @@ def target(args: argparse.Namespace, io: Console) -> str:
 
 @contextmanager
 def connect(args: argparse.Namespace, io: Console) -> Iterator[ThingSpaceClient]:
-    """One API client for the run: the embedded simulator, or the configured endpoint."""
+    """One API client for the run: the embedded simulator, or the configured endpoint.
+    It stops sending once the run is interrupted (``io.interrupted``)."""
     options = ClientOptions(
         parallelism=args.parallelism, read_timeout=args.timeout, deadline=args.deadline
     )
@@ -63,7 +64,7 @@ def _client(
     io: Console, endpoint: str, credentials: Credentials, options: ClientOptions
 ) -> Iterator[ThingSpaceClient]:
     io.secrets.add(credentials.secrets())
-    with ThingSpaceClient(endpoint, credentials, options=options) as client:
+    with ThingSpaceClient(endpoint, credentials, options=options, stop=io.interrupted) as client:
         io.secrets.add_source(client.secrets)
         yield client
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from reconciler.cli.connection import connect
-from reconciler.cli.console import Console
+from reconciler.cli.console import Console, Phase
 from reconciler.config.schema_check import account_name_problem
 from reconciler.core.errors import ExitStatus, OutputError, UsageError
 from reconciler.core.families import all_families
@@ -21,6 +21,7 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
         problem = account_name_problem(name)
         if problem:
             raise UsageError(f"--account {name!r}: {problem}")
+    io.phase = Phase.READING
     with connect(args, io) as client:
         current = read_current(
             client,
