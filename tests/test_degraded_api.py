@@ -203,3 +203,27 @@ def test_plan_against_a_black_hole_ends_within_30_s_with_the_defaults(tmp_path: 
     assert connections == 3
     assert f"no answer from 127.0.0.1:{hole.port} within 8 s" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+class _SlowReader(io.StringIO):
+    """A terminal where someone reads the plan for a while, then types yes."""
+
+    def isatty(self) -> bool:
+        return True
+
+    def readline(self, size: int | None = -1) -> str:
+        time.sleep(1.5)
+        return "yes\n"
+
+
+def test_time_at_the_prompt_does_not_count_towards_the_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(
+        ["apply", "--simulator", "-c", str(EXAMPLE), "--deadline", "1"],
+        env={"SMS_HOOK_PASSWORD": "x-secret"}, stdin=_SlowReader(), stdout=out, stderr=err,
+    )  # fmt: skip
+    assert code == 0, err.getvalue()
+    assert "Apply complete! Changes made: 10 created" in out.getvalue()
