@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from dataclasses import replace
@@ -87,3 +88,49 @@ def bare_adapter_session(base: str, *, bearer: str, session_token: str) -> tuple
     adapter.register_uri("POST", base + TOKEN_PATH, json={"access_token": bearer})
     adapter.register_uri("POST", base + LOGIN_PATH, json={"sessionToken": session_token})
     return adapter, session
+
+
+class BlackHole:
+    """A TCP endpoint on 127.0.0.1 that accepts connections and never answers.
+
+    ``connections`` counts the connections made (one per request attempt: a timed-out
+    connection is never reused). Use as a context manager; ``base`` is its http URL.
+    """
+
+    def __init__(self) -> None:
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(128)
+        self._listener.settimeout(0.05)
+        self._closed = threading.Event()
+        self.port: int = self._listener.getsockname()[1]
+        self.base = f"http://127.0.0.1:{self.port}"
+        self._held: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def connections(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            with self._lock:
+                self._held.append(conn)
+
+    def __enter__(self) -> BlackHole:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._closed.set()
+        self._thread.join(timeout=5)
+        self._listener.close()
+        with self._lock:
+            for conn in self._held:
+                conn.close()

@@ -108,7 +108,7 @@ def test_auth_flow_order_and_headers(api: rm.Mocker) -> None:
     assert listing.headers["VZ-M2M-Token"] == "session-1"
     for request in api.request_history:
         timeout: Any = request.timeout
-        assert timeout == (10.0, 30.0)
+        assert timeout == (5.0, 8.0)
 
 
 def test_tokens_are_reused_between_calls(api: rm.Mocker) -> None:
@@ -125,7 +125,7 @@ def test_tokens_are_reused_between_calls(api: rm.Mocker) -> None:
 
 def test_bearer_renewed_shortly_before_expiry(api: rm.Mocker) -> None:
     clock = FakeClock()
-    client = make_client(clock=clock)
+    client = make_client(clock=clock, deadline=None)
     client.list_callbacks(ACCOUNT, M2M)
     clock.now += 3000  # well inside the hour
     client.list_callbacks(ACCOUNT, M2M)
@@ -179,30 +179,27 @@ def test_401_relogs_once_and_retries(api: rm.Mocker) -> None:
     assert client.stats().relogins == 1
 
 
-def test_second_401_fails_the_call_not_the_run(api: rm.Mocker) -> None:
+def test_a_401_that_persists_after_a_new_login_stops_the_run(api: rm.Mocker) -> None:
     api.get(LIST_URL, status_code=401, json={"errorCode": "INVALID_ACCESS", "errorMessage": "no"})
     client = make_client()
-    with pytest.raises(ApiError) as info:
+    with pytest.raises(AuthError) as info:
         client.list_callbacks(ACCOUNT, M2M)
-    # The login worked: a 401 to fresh tokens is about this call (a permission on this
-    # account, say), so it is not remembered as a refusal of the credentials.
-    assert not isinstance(info.value, AuthError)
     assert "GET /api/m2m/v1/callbacks/0252012345-00001" in str(info.value)
-    assert "refused with a fresh login" in str(info.value)
+    assert "refused again right after a new login" in str(info.value)
     assert info.value.status == 401
     assert len(calls(api, LIST_URL.removeprefix(BASE), "GET")) == 2
     assert len(calls(api, LOGIN_PATH)) == 2
-    # Another call right away gets the 401 reported without logging in yet again.
-    with pytest.raises(ApiError, match="refused with a fresh login"):
-        client.list_callbacks(ACCOUNT, M2M)
-    assert len(calls(api, LOGIN_PATH)) == 2
-    assert len(calls(api, LIST_URL.removeprefix(BASE), "GET")) == 3
+    # Remembered for the run: any later call fails at once, without a request.
+    seen = len(api.request_history)
+    with pytest.raises(AuthError, match="refused again right after a new login"):
+        client.register(ACCOUNT, FOTA, "Fota", _fota())
+    assert len(api.request_history) == seen
 
 
 def test_401_long_after_a_relogin_logs_in_again(api: rm.Mocker) -> None:
     clock = FakeClock()
     api.get(LIST_URL, [{"status_code": 401}, {"json": []}, {"status_code": 401}, {"json": []}])
-    client = make_client(clock=clock)
+    client = make_client(clock=clock, deadline=None)
     client.list_callbacks(ACCOUNT, M2M)
     clock.now += 1300  # the session idled out long after the re-login
     client.list_callbacks(ACCOUNT, M2M)
@@ -217,8 +214,8 @@ def test_stale_401_reuses_a_newer_login() -> None:
         client = make_client()
         auth = client._auth
         stale = auth.current()
-        fresh = auth.renew(stale)
-        again = auth.renew(stale)  # the second thread's 401, answered to the old tokens
+        fresh = auth.renew(stale, _no_refusal)
+        again = auth.renew(stale, _no_refusal)  # the second thread's 401, to the old tokens
         assert again.session == fresh.session == "session-2"
         assert len(calls(m, LOGIN_PATH)) == 2
         assert client.stats().relogins == 1
@@ -321,7 +318,8 @@ def test_login_unavailable_is_remembered(api: rm.Mocker) -> None:
     with pytest.raises(AuthError) as info:
         client.list_callbacks(ACCOUNT, M2M)
     assert "POST /api/m2m/v1/session/login" in str(info.value)
-    assert "connection failed" in str(info.value) and "not retried" in str(info.value)
+    assert "connection to ts.example.test:443 failed" in str(info.value)
+    assert "not retried" in str(info.value)
     with pytest.raises(AuthError):
         client.list_callbacks(ACCOUNT, M2M)
     assert len(calls(api, LOGIN_PATH)) == 2
@@ -408,6 +406,10 @@ def _fota() -> Any:
     return Registration(url="https://hooks.example.com/fota")
 
 
+def _no_refusal(why: str) -> ApiError:
+    raise AssertionError(f"unexpected refusal: {why}")
+
+
 def _capture(sink: list[BaseException], fn: Callable[..., object], *args: object) -> None:
     try:
         fn(*args)
@@ -418,8 +420,8 @@ def _capture(sink: list[BaseException], fn: Callable[..., object], *args: object
 def test_login_is_retried_at_most_three_times(api: rm.Mocker) -> None:
     # A timed-out login may still count as a failure at Verizon; five lock the user.
     api.post(BASE + LOGIN_PATH, status_code=503, json={"errorCode": "UNAVAILABLE"})
-    client = make_client(max_attempts=5)
-    with pytest.raises(ApiError):
+    client = make_client(max_attempts=5, breaker_threshold=10)
+    with pytest.raises(AuthError, match="gave up after 3 attempts"):
         client.list_callbacks(ACCOUNT, M2M)
     logins = [r for r in api.request_history if r.path == LOGIN_PATH]
     assert len(logins) == 3
@@ -466,7 +468,120 @@ def test_an_expired_session_behind_a_due_bearer_still_recovers(api: rm.Mocker) -
         return {}
 
     api.get(LIST_URL, [{"json": slow_401}, {"status_code": 401}, {"json": []}])
-    client = make_client(clock=clock)
+    client = make_client(clock=clock, deadline=None)
     assert client.list_callbacks(ACCOUNT, M2M) == []
     assert len(calls(api, TOKEN_PATH)) == 3  # first, bearer-only renewal, re-login
     assert len(calls(api, LOGIN_PATH)) == 2
+
+
+# -- single flight, the login budget and session renewals --------------------------------
+
+
+@pytest.mark.parametrize("threads", [1, 4, 16])
+def test_a_failed_token_request_is_shared_by_every_thread(
+    requests_mock: rm.Mocker, threads: int
+) -> None:
+    """One failed attempt sequence for the whole run, whatever the parallelism: the
+    threads that waited get the same error without sending anything."""
+    requests_mock.post(BASE + TOKEN_PATH, status_code=503, json={"errorCode": "UNAVAILABLE"})
+    requests_mock.get(LIST_URL, json=[])
+    client = make_client(parallelism=threads, max_attempts=5, breaker_threshold=100)
+    errors: list[BaseException] = []
+    workers = [
+        threading.Thread(target=_capture, args=(errors, client.list_callbacks, ACCOUNT, M2M))
+        for _ in range(threads)
+    ]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert len(calls(requests_mock, TOKEN_PATH)) == 5  # one sequence of five attempts
+    assert len(errors) == threads
+    assert all(isinstance(e, AuthError) for e in errors)
+    assert len({str(e) for e in errors}) == 1
+    assert "gave up after 5 attempts" in str(errors[0])
+
+
+def test_logins_have_one_budget_of_three_per_run(api: rm.Mocker) -> None:
+    """Every POST to the login path counts, across renewals: a renewal after a login that
+    needed two attempts has one attempt left, not three."""
+    api.post(
+        BASE + LOGIN_PATH,
+        [
+            {"status_code": 503},
+            {"json": {"sessionToken": "session-1"}},
+            {"status_code": 503},
+            {"status_code": 503},
+            {"json": {"sessionToken": "session-2"}},
+        ],
+    )
+    api.get(LIST_URL, [{"json": []}, {"status_code": 401}, {"json": []}])
+    client = make_client()
+    assert client.list_callbacks(ACCOUNT, M2M) == []  # logged in at the second attempt
+    with pytest.raises(AuthError) as info:  # the session expired; one login attempt left
+        client.list_callbacks(ACCOUNT, M2M)
+    assert len(calls(api, LOGIN_PATH)) == 3
+    assert "gave up after 1 attempt" in str(info.value)
+    with pytest.raises(AuthError):
+        client.list_callbacks(ACCOUNT, M2M)
+    assert len(calls(api, LOGIN_PATH)) == 3
+
+
+def test_no_login_is_sent_once_the_budget_is_used(api: rm.Mocker) -> None:
+    api.post(
+        BASE + LOGIN_PATH,
+        [{"status_code": 503}, {"status_code": 503}, {"json": {"sessionToken": "session-1"}}],
+    )
+    api.get(LIST_URL, [{"json": []}, {"status_code": 401}])
+    client = make_client()
+    client.list_callbacks(ACCOUNT, M2M)
+    with pytest.raises(AuthError) as info:
+        client.list_callbacks(ACCOUNT, M2M)
+    assert len(calls(api, LOGIN_PATH)) == 3
+    assert "POST /api/m2m/v1/session/login" in str(info.value)
+    assert "used its 3 login attempts" in str(info.value)
+
+
+def test_the_session_is_renewed_each_time_it_expires_up_to_the_cap(api: rm.Mocker) -> None:
+    """Expiries moments apart are renewed, each time the renewed session has worked; the
+    third expiry in a run stops it (MAX_SESSION_RENEWALS), without further requests."""
+    api.get(
+        LIST_URL,
+        [
+            {"json": []},
+            {"status_code": 401},  # expired: renewal 1
+            {"json": []},
+            {"status_code": 401},  # expired again, a moment later: renewal 2
+            {"json": []},
+            {"status_code": 401},  # and again: over the cap
+            {"json": []},
+        ],
+    )
+    client = make_client()  # the clock never moves: all within a second
+    for _ in range(3):
+        assert client.list_callbacks(ACCOUNT, M2M) == []
+    assert client.stats().relogins == 2
+    with pytest.raises(AuthError) as info:
+        client.list_callbacks(ACCOUNT, M2M)
+    assert "renewed at most 2 times per run" in str(info.value)
+    seen = len(api.request_history)
+    with pytest.raises(AuthError):
+        client.list_callbacks(ACCOUNT, M2M)
+    assert len(api.request_history) == seen
+    assert len(calls(api, LOGIN_PATH)) == 3
+
+
+def test_threads_holding_an_expired_session_share_one_renewal() -> None:
+    with rm.Mocker() as m:
+        m.post(BASE + TOKEN_PATH, token_responses())
+        m.post(BASE + LOGIN_PATH, login_responses())
+        client = make_client()
+        auth = client._auth
+        stale = auth.current()
+        auth.confirm(stale)  # it worked, then expired
+        fresh = auth.renew(stale, _no_refusal)
+        auth.confirm(fresh)
+        again = auth.renew(fresh, _no_refusal)  # a later expiry of the renewed session
+        assert again.session == "session-3"
+        assert auth.renew(fresh, _no_refusal).session == "session-3"  # another thread
+        assert len(calls(m, LOGIN_PATH)) == 3

@@ -9,6 +9,7 @@ from reconciler.core.families import FOTA, M2M, FamilySpec
 from reconciler.core.model import Registration
 from reconciler.engine.executor import apply_plan
 from reconciler.engine.planner import make_plan
+from reconciler.thingspace.guard import RunStopped
 from tests.helpers import current, desired, reg
 
 U = "https://hooks.example.com/x"
@@ -97,6 +98,23 @@ def test_auth_refusal_stops_further_attempts() -> None:
     assert len(writer.calls) == 1
     assert [r.ok for r in report.results] == [False, False]
     assert "not attempted" in (report.results[1].error or "")
+
+
+def test_a_stopped_run_starts_no_further_change() -> None:
+    """The client stopped the run (failures in a row, the deadline): no other change is
+    sent, in this account or any other."""
+    services = ("DeviceUsage", "QoS", "StateService")
+    plan = make_plan(
+        desired({"a": {s: reg(U) for s in services}, "b": {s: reg(U) for s in services}}),
+        current({}),
+    )
+    stopped = RunStopped("stopped: 3 requests in a row failed; 9 requests sent in this run")
+    writer = FakeWriter({("a", "DeviceUsage"): stopped})
+    report = apply_plan(plan, writer, parallelism=1)
+    assert len(writer.calls) == 1
+    assert len(report.failures) == 6
+    assert report.results[0].error == str(stopped)
+    assert all("not attempted" in (r.error or "") for r in report.results[1:])
 
 
 def test_empty_plan_makes_no_calls() -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -210,3 +214,56 @@ def test_read_current_bounds_workers() -> None:
     state = read_current(client, wanted, parallelism=2)
     assert set(state.accounts) == set(accounts)
     assert slow.peak == 2
+
+
+class _Interrupted(Exception):
+    """What this test's SIGINT handler raises (as Python's raises KeyboardInterrupt)."""
+
+
+class _StuckClient:
+    """A client whose listings wait (for an answer that comes only after the test)."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.calls = 0
+
+    def listing(self, account: str, family: Any) -> dict[str, Registration]:
+        self.calls += 1
+        self.started.set()
+        self.release.wait(10)
+        return {}
+
+
+def test_read_current_returns_at_once_when_interrupted() -> None:
+    """Ctrl-C while listings wait for their answers: reading changes nothing, so it does
+    not wait for them, and it starts no further listing."""
+    stuck = _StuckClient()
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise _Interrupted
+
+    def send_sigint() -> None:
+        stuck.started.wait(5)
+        time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    sender = threading.Thread(target=send_sigint)
+    try:
+        sender.start()
+        started = time.monotonic()
+        with pytest.raises(_Interrupted):
+            read_current(
+                stuck,  # type: ignore[arg-type]
+                {f"acct-{i}": frozenset({M2M}) for i in range(8)},
+                parallelism=2,
+            )
+        elapsed = time.monotonic() - started
+    finally:
+        sender.join()
+        signal.signal(signal.SIGINT, previous)
+        stuck.release.set()
+    assert elapsed < 1.5  # the listings would have waited 10 s
+    time.sleep(0.1)  # the two workers finish their listing, and take no new one
+    assert stuck.calls == 2

@@ -39,8 +39,11 @@ def target(args: argparse.Namespace, io: Console) -> str:
 
 @contextmanager
 def connect(args: argparse.Namespace, io: Console) -> Iterator[ThingSpaceClient]:
-    """One API client for the run: the embedded simulator, or the configured endpoint."""
-    options = ClientOptions(parallelism=args.parallelism)
+    """One API client for the run: the embedded simulator, or the configured endpoint.
+    It stops sending once the run is interrupted (``io.interrupted``)."""
+    options = ClientOptions(
+        parallelism=args.parallelism, read_timeout=args.timeout, deadline=args.deadline
+    )
     endpoint = target(args, io)
     if endpoint == EMBEDDED_SIMULATOR:
         from reconciler.cli.simulated import embedded_simulator  # only for --simulator
@@ -63,7 +66,11 @@ def _client(
     # The client masks its own credentials and tokens in API error text; the registry
     # adds the configuration's callback passwords, however late they are loaded.
     with ThingSpaceClient(
-        endpoint, credentials, options=options, known_secrets=io.secrets.values
+        endpoint,
+        credentials,
+        options=options,
+        known_secrets=io.secrets.values,
+        stop=io.interrupted,
     ) as client:
         yield client
 

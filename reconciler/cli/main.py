@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from typing import TextIO, cast
 
-from reconciler.cli.console import Console
+from reconciler.cli.console import Console, Phase
 from reconciler.cli.parser import build_parser
 from reconciler.core import escape
 from reconciler.core.errors import ConfigError, ExitStatus, TscError
@@ -76,21 +76,28 @@ def _quiet_after_broken_pipe(watch: _PipeWatch) -> None:
 
 
 @contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a cancelled CI job, a container stop) stops like Ctrl-C: the changes on
-    the wire finish, nothing new starts, and the run says what it did."""
+def _interrupt_on_signals(interrupted: threading.Event) -> Iterator[None]:
+    """Ctrl-C and SIGTERM (a cancelled CI job, a container stop) stop the run alike: they
+    set ``interrupted`` (the client sends nothing new after it) and raise
+    KeyboardInterrupt in the main thread. Once: a second signal while the run winds down
+    (changes on the wire finish, within one request timeout) is ignored, so the run
+    still ends with its one-line message rather than a traceback."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def interrupt(signum: int, frame: object) -> None:
+        if interrupted.is_set():
+            return
+        interrupted.set()
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _run(command: str, args: object, io: Console) -> ExitStatus:
@@ -108,13 +115,32 @@ def main(
     stderr: TextIO | None = None,
 ) -> int:
     """Run the CLI; returns the exit status (the console script exits with it)."""
+    interrupted = threading.Event()
+    # First of all, so that a SIGTERM during start-up also ends with the one-line message
+    # (not a silent exit 143).
+    with _interrupt_on_signals(interrupted):
+        try:
+            return _main(argv, env, stdin, stdout, stderr, interrupted)
+        except KeyboardInterrupt:  # before the funnel below was ready for it
+            _say(stderr or sys.stderr, f"Error: {Phase.STARTING.value}\n")
+            return int(ExitStatus.ERROR)
+
+
+def _main(
+    argv: Sequence[str] | None,
+    env: Mapping[str, str] | None,
+    stdin: TextIO | None,
+    stdout: TextIO | None,
+    stderr: TextIO | None,
+    interrupted: threading.Event,
+) -> int:
     env = dict(os.environ) if env is None else env
     args_list = list(sys.argv[1:] if argv is None else argv)
     # No filter on the streams: secrets are masked where they are placed, and API text
     # where it enters an error (see reconciler.core.secrets).
     pipes = (_PipeWatch(stdout or sys.stdout), _PipeWatch(stderr or sys.stderr))
     out, err = cast(TextIO, pipes[0]), cast(TextIO, pipes[1])
-    io = Console(stdin=stdin or sys.stdin, stdout=out, stderr=err, env=env)
+    io = Console(stdin=stdin or sys.stdin, stdout=out, stderr=err, env=env, interrupted=interrupted)
     status = _funnel(args_list, io, debug="--debug" in args_list, pipes=pipes)
     for stream in (out, err):
         with suppress(BrokenPipeError):  # recorded by its watch
@@ -134,8 +160,7 @@ def _funnel(
     err = io.stderr
     try:
         args = build_parser(io.stdout).parse_args(args_list)
-        with _terminate_as_interrupt():
-            return int(_run(args.command, args, io))
+        return int(_run(args.command, args, io))
     except TscError as exc:
         # Configuration problems already read PATH:LINE:COL: $.path: message.
         prefix = "" if isinstance(exc, ConfigError) else "Error: "
@@ -147,11 +172,8 @@ def _funnel(
         _say(err, *(f"{prefix}{text}\n" for text in shown))
         return int(exc.exit_status)
     except KeyboardInterrupt:
-        _say(
-            err,
-            "Error: interrupted; no new change was started after it. Changes already made "
-            "are listed above; run 'tscallbacks plan' to see where things stand.\n",
-        )
+        # What the interrupt means depends on where the run was (see Phase).
+        _say(err, f"Error: {io.phase.value}\n")
         return int(ExitStatus.ERROR)
     except SystemExit as exc:  # --help / --version
         return int(exc.code or 0) if isinstance(exc.code, int) else 0

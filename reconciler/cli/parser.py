@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from reconciler import __version__
 from reconciler.core.errors import UsageError
-from reconciler.thingspace.options import check_parallelism
+from reconciler.thingspace.options import (
+    DEFAULT_DEADLINE,
+    DEFAULT_TIMEOUT,
+    check_parallelism,
+    check_seconds,
+)
 
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
@@ -45,6 +50,20 @@ def _parallelism(text: str) -> int:
         return check_parallelism(value)
     except UsageError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _seconds(flag: str) -> Any:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+        try:
+            return check_seconds(value, name=flag)
+        except UsageError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
 
 
 def _bound_parser_class(out: TextIO | None) -> type[_Parser]:
@@ -113,6 +132,22 @@ def build_parser(out: TextIO | None = None) -> argparse.ArgumentParser:
         default=4,
         metavar="N",
         help="maximum API requests in flight at once, across accounts (default 4)",
+    )
+    remote.add_argument(
+        "--timeout",
+        type=_seconds("--timeout"),
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"wait at most this long for each answer (default {DEFAULT_TIMEOUT:g}); "
+        "3 requests in a row without an answer (or with 5xx) stop the run",
+    )
+    remote.add_argument(
+        "--deadline",
+        type=_seconds("--deadline"),
+        default=DEFAULT_DEADLINE,
+        metavar="SECONDS",
+        help=f"stop the whole run after this long (default {DEFAULT_DEADLINE:g}; "
+        "time at the apply prompt does not count)",
     )
 
     parser = _Parser(

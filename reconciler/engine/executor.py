@@ -18,6 +18,7 @@ from reconciler.core.errors import ApplyError, AuthError, TscError
 from reconciler.core.families import FamilySpec
 from reconciler.core.model import Registration
 from reconciler.engine.plan import Action, Change, Plan
+from reconciler.thingspace.guard import RunStopped
 
 _DONE = {Action.CREATE: "created", Action.UPDATE: "updated", Action.DELETE: "deleted"}
 
@@ -91,7 +92,9 @@ def _run_one(client: Writer, change: Change) -> ChangeResult:
                 change.after,
                 update=change.action is Action.UPDATE,
             )
-    except AuthError as exc:
+    except (AuthError, RunStopped) as exc:
+        # Authentication failed, or the client stopped the run (repeated failures, the
+        # deadline, Ctrl-C): nothing started after this could succeed.
         return ChangeResult(change, error=str(exc), auth_refused=True)
     except TscError as exc:
         return ChangeResult(change, error=str(exc))
@@ -108,8 +111,9 @@ def apply_plan(
 ) -> ApplyReport:
     """Make every change of ``plan``; ``on_result`` hears each result as it completes.
 
-    After an authentication refusal nothing more is attempted: the remaining changes are
-    reported as not attempted (the client never retries a refused login). Once ``stop``
+    After an authentication failure, or once the client stops the run (repeated failures,
+    its deadline), nothing more is attempted: the remaining changes are reported as not
+    attempted (the client never retries a refused login). Once ``stop``
     is set (or the caller is interrupted, e.g. by Ctrl-C) no new change is started;
     changes already on the wire finish, and the report holds only what was attempted.
     """
@@ -127,7 +131,8 @@ def apply_plan(
             if interrupted.is_set():
                 return  # Ctrl-C: start nothing new; what is in flight finishes
             if refused.is_set():
-                result = ChangeResult(change, error="not attempted: authentication was refused")
+                stopped = "not attempted: an earlier failure stopped the run"
+                result = ChangeResult(change, error=stopped)
             else:
                 result = _run_one(client, change)
                 if result.auth_refused:

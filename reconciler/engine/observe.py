@@ -7,8 +7,9 @@ what is read and merges it into one :class:`~reconciler.core.model.CurrentState`
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Mapping
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from types import MappingProxyType
 
 from reconciler.core.families import FamilySpec, all_families
@@ -20,11 +21,15 @@ def read_current(
     client: ThingSpaceClient, wanted: Mapping[str, frozenset[FamilySpec]], *, parallelism: int
 ) -> CurrentState:
     """List the given families for each given account (and nothing else), in parallel with at
-    most ``parallelism`` workers, and normalize. The first failure raises (after the others
-    finish or are cancelled) an ApiError.
+    most ``parallelism`` workers, and normalize. The first failure stops the reading: no
+    new listing starts, the ones under way finish, and it is raised.
 
     Every account in ``wanted`` appears in the result, with an empty mapping when nothing
     is registered in the families read (or no family was asked for).
+
+    Interrupted (Ctrl-C), it returns at once without waiting for the listings under way:
+    reading changes nothing, and its workers are daemon threads, so the process can exit
+    while a request is still waiting for its answer.
     """
     jobs = [
         (account, family)
@@ -32,28 +37,7 @@ def read_current(
         for family in all_families()  # declaration order, so merging is deterministic
         if family in wanted[account]
     ]
-    results: dict[tuple[str, FamilySpec], dict[str, Registration]] = {}
-    if jobs:
-        with ThreadPoolExecutor(
-            max_workers=min(parallelism, len(jobs)), thread_name_prefix="tsc-read"
-        ) as pool:
-            futures: list[tuple[tuple[str, FamilySpec], Future[dict[str, Registration]]]] = [
-                (job, pool.submit(_read_one, client, *job)) for job in jobs
-            ]
-            _done, pending = wait([f for _, f in futures], return_when=FIRST_EXCEPTION)
-            for future in pending:
-                future.cancel()  # running ones finish; leaving the block waits for them
-        failure: BaseException | None = None
-        for job, future in futures:
-            if future.cancelled():
-                continue
-            error = future.exception()
-            if error is not None:
-                failure = failure or error
-            else:
-                results[job] = future.result()
-        if failure is not None:
-            raise failure
+    results = _read_all(client, jobs, parallelism) if jobs else {}
     accounts: dict[str, Mapping[str, Registration]] = {}
     for account in wanted:
         merged: dict[str, Registration] = {}
@@ -61,6 +45,61 @@ def read_current(
             merged.update(results.get((account, family), {}))
         accounts[account] = MappingProxyType(merged)
     return CurrentState(accounts=MappingProxyType(accounts))
+
+
+_Job = tuple[str, FamilySpec]
+_Outcome = tuple[_Job, dict[str, Registration] | None, BaseException | None]
+
+
+def _read_all(
+    client: ThingSpaceClient, jobs: list[_Job], parallelism: int
+) -> dict[_Job, dict[str, Registration]]:
+    todo: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+    for job in jobs:
+        todo.put(job)
+    done: queue.SimpleQueue[_Outcome] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def work() -> None:
+        while not stop.is_set():
+            try:
+                job = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                done.put((job, _read_one(client, *job), None))
+            except BaseException as exc:  # handed to the caller's thread
+                done.put((job, None, exc))
+
+    workers = [
+        threading.Thread(target=work, name=f"tsc-read-{i}", daemon=True)
+        for i in range(min(parallelism, len(jobs)))
+    ]
+    for worker in workers:
+        worker.start()
+    results: dict[_Job, dict[str, Registration]] = {}
+    failures: dict[_Job, BaseException] = {}
+    try:
+        for _ in jobs:
+            job, listing, error = done.get()
+            if error is not None:
+                failures[job] = error
+                break
+            assert listing is not None
+            results[job] = listing
+    finally:
+        stop.set()  # on a failure or an interrupt: start no new listing
+    for worker in workers:
+        worker.join()  # a failure (not an interrupt): let the listings under way finish
+    while not done.empty():  # what finished meanwhile
+        job, _listing, error = done.get()
+        if error is not None:
+            failures[job] = error
+    if failures:
+        # The first failed job in job order, not in completion order: the same run
+        # reports the same error whatever the threads' timing.
+        raise failures[min(failures, key=jobs.index)]
+    return results
 
 
 def _read_one(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
@@ -20,6 +21,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+from reconciler.core.errors import ApiError
 from reconciler.core.families import FamilySpec
 from reconciler.core.model import Registration
 from reconciler.thingspace import wireformat
@@ -30,7 +32,8 @@ from reconciler.thingspace.options import ClientOptions
 from reconciler.thingspace.transport import RequestStats, Sent, Wire
 
 # A 401 is answered by renewing the bearer (when it is the likely culprit), then the
-# session; never more than this per call.
+# session; never more than this per call (and the session at most
+# auth.MAX_SESSION_RENEWALS times per run).
 MAX_RENEWALS = 2
 
 
@@ -44,13 +47,16 @@ class ThingSpaceClient:
         *,
         options: ClientOptions | None = None,
         session: requests.Session | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         known_secrets: Callable[[], Iterable[str]] = tuple,
+        stop: threading.Event | None = None,
     ) -> None:
         """``known_secrets``: more values to mask in text the API sends back, besides the
-        client's own (the configuration's callback passwords, say); asked on every error."""
+        client's own (the configuration's callback passwords, say); asked on every error.
+        ``sleep`` defaults to a wait that ends early once ``stop`` is set (Ctrl-C): after
+        that, no new request is sent. ``options.deadline`` counts from here."""
         self.endpoint = normalize_endpoint(endpoint)
         options = options or ClientOptions()
         self.options = options
@@ -70,6 +76,8 @@ class ThingSpaceClient:
             sleep=sleep,
             rng=rng if rng is not None else random.Random(),
             secrets=self.secrets,
+            clock=clock,
+            stop=stop,
         )
         self._auth = Authenticator(self._wire, credentials, clock=clock)
 
@@ -168,6 +176,10 @@ class ThingSpaceClient:
             with contextlib.suppress(Exception):
                 self._session.close()
 
+    def deadline_paused(self) -> contextlib.AbstractContextManager[None]:
+        """Time spent inside (a prompt) does not count towards the run's deadline."""
+        return self._wire.guard.paused()
+
     def stats(self) -> RequestStats:
         auth = self._auth
         return self._wire.snapshot(
@@ -192,9 +204,16 @@ class ThingSpaceClient:
     ) -> Sent:
         """One API call with the shared tokens. A 401 renews them and the call is sent
         again: first, when the bearer is the likely culprit, with a new bearer alone;
-        then with a new M2M session. A 401 to tokens that are fresh fails the call."""
+        then with a new M2M session. A 401 that persists after a new login stops the run
+        (the authenticator raises, and remembers, an AuthError)."""
         tokens: Tokens = self._auth.current()
         ambiguous = False
+
+        def refusal(why: str) -> ApiError:
+            return self._wire.error(
+                method, path, sent.response, detail=why, extra_secrets=extra_secrets
+            )
+
         for _ in range(MAX_RENEWALS + 1):
             sent = self._wire.send(
                 method, path, kind="api", auth=tokens.auth(), json=json,
@@ -202,17 +221,8 @@ class ThingSpaceClient:
             )  # fmt: skip
             ambiguous = ambiguous or sent.ambiguous
             if sent.response.status_code != 401:
+                self._auth.confirm(tokens)
                 return Sent(sent.response, ambiguous)
-            fresh = self._auth.renew(tokens)
-            if fresh is None:  # tokens from a re-login moments ago: not an expired session
-                break
-            tokens = fresh
-        # The login worked, so this is about this call (a permission on this account,
-        # say), not the credentials: fail the call, not the whole run.
-        raise self._wire.error(
-            method,
-            path,
-            sent.response,
-            detail="refused with a fresh login",
-            extra_secrets=extra_secrets,
-        )
+            tokens = self._auth.renew(tokens, refusal)
+        # Renewed twice and still refused (renew stops the run before this, normally).
+        raise refusal("refused after renewing the bearer and the session")

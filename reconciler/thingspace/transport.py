@@ -2,7 +2,8 @@
 
 Every request to ThingSpace goes through :meth:`Wire.send`: 429/5xx/connection
 failures are retried with exponential backoff and full jitter (``Retry-After``
-honoured, capped), at most ``parallelism`` requests are on the wire at once, and
+honoured, capped), at most ``parallelism`` requests are on the wire at once, the
+run's guard (deadline, circuit breaker, Ctrl-C) is asked before every attempt, and
 error answers become typed errors with every known secret scrubbed out.
 """
 
@@ -24,6 +25,8 @@ from requests.auth import AuthBase
 from reconciler import __version__
 from reconciler.core.errors import ApiError, TransportError
 from reconciler.core.secrets import scrub
+from reconciler.thingspace.diagnose import describe, host_port
+from reconciler.thingspace.guard import RunGuard
 from reconciler.thingspace.options import ClientOptions
 
 _MAX_TEXT = 200
@@ -61,7 +64,8 @@ class Sent:
 
 
 class Wire:
-    """Retries, backoff, the in-flight bound, counters and error building, in one place."""
+    """Retries, backoff, the in-flight bound, the run's limits (:class:`RunGuard`),
+    counters and error building, in one place."""
 
     def __init__(
         self,
@@ -69,21 +73,36 @@ class Wire:
         session: requests.Session,
         options: ClientOptions,
         *,
-        sleep: Callable[[float], None],
+        sleep: Callable[[float], None] | None,
         rng: random.Random,
         secrets: Callable[[], list[str]],
+        clock: Callable[[], float],
+        stop: threading.Event | None = None,
     ) -> None:
         self._base = base
+        self._where = host_port(base)
         self._session = session
         self._options = options
         self._policy = options.retry
-        self._sleep = sleep
         self._rng = rng
         self._secrets = secrets
         self._slots = threading.BoundedSemaphore(options.parallelism)
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
         self.retries = 0
+        self.guard = RunGuard(
+            clock=clock,
+            deadline=options.deadline,
+            breaker_threshold=options.breaker_threshold,
+            requests_sent=self.requests_sent,
+            stop=stop,
+        )
+        # Backoff waits end early on Ctrl-C unless a test supplies its own sleep.
+        self._sleep = sleep if sleep is not None else self.guard.stop.wait
+
+    def requests_sent(self) -> int:
+        with self._lock:
+            return sum(self._counts.values())
 
     def send(
         self,
@@ -97,8 +116,13 @@ class Wire:
         data: Any = None,
         attempts: int | None = None,
         extra_secrets: Iterable[str] = (),
+        on_attempt: Callable[[], None] | None = None,
     ) -> Sent:
-        """Send with retries; the first non-retryable answer is returned, whatever its status."""
+        """Send with retries; the first non-retryable answer is returned, whatever its status.
+
+        Raises RunStopped, before sending, once the run's guard has tripped, and when this
+        call's failure trips it. ``on_attempt`` hears each attempt just before it is sent.
+        """
         limit = min(attempts or self._options.max_attempts, self._options.max_attempts)
         headers = {"Accept": "application/json", "User-Agent": f"tscallbacks/{__version__}"}
         if json is not None:
@@ -111,8 +135,14 @@ class Wire:
                 with self._lock:
                     self.retries += 1
             final: str | None = None  # a failure no retry can mend
+            failure: str | None = None  # a failure the breaker counts
+            timeout = (self._options.connect_timeout, self._options.read_timeout)
+            self.guard.check()  # not even waiting for a slot once the run has stopped
             try:
                 with self._slots:  # held only while on the wire, never while backing off
+                    timeout = self._timeouts(self.guard.check())
+                    if on_attempt is not None:
+                        on_attempt()
                     with self._lock:
                         self._counts[(method, kind)] += 1
                     response = self._session.request(
@@ -122,11 +152,11 @@ class Wire:
                         json=json,
                         data=data,
                         auth=auth,
-                        timeout=(self._options.connect_timeout, self._options.read_timeout),
+                        timeout=timeout,
                         allow_redirects=False,
                     )
             except requests.exceptions.SSLError:
-                final = "TLS error (certificate or handshake)"
+                final = f"TLS error with {self._where} (certificate or handshake)"
             except (
                 requests.ConnectionError,
                 requests.Timeout,
@@ -134,7 +164,8 @@ class Wire:
             ) as exc:
                 ambiguous = True
                 last = None
-                reason = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
+                reason = describe(exc, self._where, timeout)
+                failure = f"{method} {path}: {reason}"
                 delay = self._policy.backoff(attempt, self._rng)
                 log.debug("%s %s: %s (attempt %d/%d)", method, path, reason, attempt, limit)
             except requests.RequestException as exc:
@@ -144,29 +175,37 @@ class Wire:
                 # HTTP cannot carry. The exception's text holds the value itself.
                 final = "the request could not be encoded (non-Latin-1 credentials?)"
             else:
-                if not self._policy.retryable(response.status_code):
+                status = response.status_code
+                if not self._policy.retryable(status):
+                    self.guard.answered()
                     return Sent(response, ambiguous)
-                ambiguous = ambiguous or response.status_code != 429
+                ambiguous = ambiguous or status != 429
                 last = response
+                if status != 429:  # a rate limit is an answer, not a failure
+                    failure = str(self.error(method, path, response, extra_secrets=extra_secrets))
                 delay = self._policy.delay(attempt, self._rng, response.headers.get("Retry-After"))
-                log.debug(
-                    "%s %s: HTTP %d (attempt %d/%d)",
-                    method,
-                    path,
-                    response.status_code,
-                    attempt,
-                    limit,
-                )
+                log.debug("%s %s: HTTP %d (attempt %d/%d)", method, path, status, attempt, limit)
+            # Raised outside the except blocks, so no chained exception (whose text may
+            # hold a secret) travels with them.
             if final is not None:
-                # Raised outside the except block, so no chained exception (whose text
-                # may hold a secret) travels with it.
                 raise TransportError(method, path, final)
+            if failure is not None:
+                self.guard.failed(failure)
             if attempt < limit:
+                self.guard.check_wait(delay, failure or f"{method} {path}: HTTP 429")
                 self._sleep(delay)
         gave_up = f"gave up after {limit} attempt{'s' if limit != 1 else ''}"
         if last is not None:
             raise self.error(method, path, last, detail=gave_up, extra_secrets=extra_secrets)
         raise TransportError(method, path, f"{reason}; {gave_up}")
+
+    def _timeouts(self, left: float | None) -> tuple[float, float]:
+        """(connect, read) timeouts, never past the run's deadline."""
+        read = self._options.read_timeout
+        connect = min(self._options.connect_timeout, read)
+        if left is None:
+            return connect, read
+        return min(connect, left), min(read, left)
 
     def error(
         self,

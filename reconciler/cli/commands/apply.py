@@ -6,7 +6,7 @@ import argparse
 import os
 
 from reconciler.cli.connection import compute_plan, connect, target
-from reconciler.cli.console import Console, use_color
+from reconciler.cli.console import Console, Phase, use_color
 from reconciler.cli.loading import load
 from reconciler.core import escape
 from reconciler.core.errors import ExitStatus, UsageError
@@ -45,6 +45,7 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
                 )
     desired = load(args, io, require_env=True).desired
     color = use_color(io.stdout, io.env)
+    io.phase = Phase.READING
     with connect(args, io) as client:
         planned = compute_plan(client, desired, parallelism=args.parallelism)
         plan = planned.plan
@@ -60,8 +61,12 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
         if not plan.has_changes:
             return ExitStatus.SUCCESS
         io.stdout.write("\n")
-        if not args.auto_approve and not _confirm(io):
-            raise UsageError("apply cancelled: nothing was changed")
+        if not args.auto_approve:
+            io.phase = Phase.CONFIRMING
+            with client.deadline_paused():  # a person reading the plan is no slow API
+                if not _confirm(io):
+                    raise UsageError("apply cancelled: nothing was changed")
+        io.phase = Phase.APPLYING
 
         def report(result: ChangeResult) -> None:
             # Secrets out before escaping: the stream's redaction would miss an escaped one.

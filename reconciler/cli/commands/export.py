@@ -7,7 +7,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from reconciler.cli.connection import connect
-from reconciler.cli.console import Console
+from reconciler.cli.console import Console, Phase
 from reconciler.config.schema_check import account_name_problem
 from reconciler.core import escape
 from reconciler.core.errors import ApiError, AuthError, ExitStatus, OutputError, UsageError
@@ -40,6 +40,7 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
         problem = account_name_problem(name)
         if problem:
             raise UsageError(f"--account '{name}': {problem}")
+    io.phase = Phase.READING
     with connect(args, io) as client:
         try:
             current = read_current(

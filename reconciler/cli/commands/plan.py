@@ -6,7 +6,7 @@ import argparse
 import os
 
 from reconciler.cli.connection import compute_plan, connect, target
-from reconciler.cli.console import Console, use_color
+from reconciler.cli.console import Console, Phase, use_color
 from reconciler.cli.loading import config_path, load
 from reconciler.core.errors import ExitStatus, UsageError
 from reconciler.engine.saved_plan import make_saved_plan, write_saved_plan
@@ -21,6 +21,7 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
         and any(os.path.samefile(args.out, f) for f in loaded.files)
     ):
         raise UsageError(f"--out {args.out} is a configuration file this plan reads; refusing")
+    io.phase = Phase.READING
     with connect(args, io) as client:
         planned = compute_plan(client, loaded.desired, parallelism=args.parallelism)
     plan = planned.plan
