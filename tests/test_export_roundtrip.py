@@ -137,7 +137,7 @@ def test_account_names_round_trip(names: list[str], with_callback: bool) -> None
         account = loaded.desired.accounts[name]
         assert account.prune is True
         assert dict(account.callbacks) == callbacks
-    assert text.startswith("# Exported by tscallbacks")
+    assert text.splitlines()[1].startswith("# Exported by tscallbacks")  # after the schema line
 
 
 @ROUND_TRIP
@@ -227,6 +227,7 @@ def test_export_text_reads_like_a_hand_written_file() -> None:
     )
     text, notes = render_export(state, ["0252012345", "idle-account"])
     assert text == (
+        "# yaml-language-server: $schema=https://tscallbacks.dev/schemas/callbacks.schema.json\n"
         "# Exported by tscallbacks from the live ThingSpace registrations.\n"
         "version: 1\n"
         "accounts:\n"

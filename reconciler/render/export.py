@@ -16,7 +16,12 @@ import yaml
 
 from reconciler.core.model import CurrentState, Registration
 
-HEADER = "# Exported by tscallbacks from the live ThingSpace registrations.\n"
+# The schema is named by its stable $id, not a path: an exported file is written anywhere
+# and committed in other repositories, where no path to this package's copy holds.
+HEADER = (
+    "# yaml-language-server: $schema=https://tscallbacks.dev/schemas/callbacks.schema.json\n"
+    "# Exported by tscallbacks from the live ThingSpace registrations.\n"
+)
 
 # Line breaks that PyYAML's emitter writes raw inside single-quoted and plain scalars,
 # where its reader folds them ("a\x85b" comes back as "a b"); double quotes escape them.
