@@ -3,6 +3,10 @@
 Changes of one account run in plan order; accounts run in parallel (bounded). A failed
 change does not stop the others; the report names every failure. An update is a
 re-registration or a PUT, as the family does it (the client reads that from its table).
+
+Lost updates (:mod:`reconciler.engine.guard`): before the first write to an account its
+listings are read again and compared with what the plan was computed from; an account
+changed by someone else in between gets no write at all, and the report names it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Protocol
 from reconciler.core.errors import ApplyError, AuthError, TscError
 from reconciler.core.families import FamilySpec
 from reconciler.core.model import Registration
+from reconciler.engine.guard import AccountGuard, Basis, Reader
 from reconciler.engine.plan import Action, Change, Plan
 
 _DONE = {Action.CREATE: "created", Action.UPDATE: "updated", Action.DELETE: "deleted"}
@@ -38,6 +43,10 @@ class Writer(Protocol):
     def deregister(self, account: str, family: FamilySpec, service: str) -> None: ...
 
 
+class Client(Reader, Writer, Protocol):
+    """Reads (to check an account before writing to it) and writes."""
+
+
 @dataclass(frozen=True)
 class ChangeResult:
     change: Change
@@ -55,8 +64,38 @@ class ChangeResult:
 
 
 @dataclass(frozen=True)
+class AccountHalt:
+    """An account whose planned changes were not (all) made, and why: one line."""
+
+    account: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.account}: {self.reason}"
+
+
+_NOTHING = "nothing was changed for it"
+CHANGED_BEFORE = f"changed by someone else since the plan; {_NOTHING}"
+
+
+class AccountsHaltedError(TscError):
+    """Some accounts were left alone (or not finished); every line says which and why."""
+
+    def __init__(self, failures: tuple[str, ...], halts: tuple[str, ...], total: int) -> None:
+        self.failures, self.halts = failures, halts
+        parts = [f"{len(failures)} of {total} changes failed"] if failures else []
+        n = len(halts)
+        parts.append(f"{n} account{'s' if n != 1 else ''} not changed as planned")
+        super().__init__("apply failed: " + "; ".join(parts))
+
+    def lines(self) -> list[str]:
+        return [*self.failures, *self.halts, str(self)]
+
+
+@dataclass(frozen=True)
 class ApplyReport:
     results: tuple[ChangeResult, ...]
+    halts: tuple[AccountHalt, ...] = ()
 
     @property
     def failures(self) -> tuple[ChangeResult, ...]:
@@ -73,7 +112,17 @@ class ApplyReport:
         n = self.counts()
         return f"{n[Action.CREATE]} created, {n[Action.UPDATE]} updated, {n[Action.DELETE]} deleted"
 
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.halts
+
     def raise_for_failures(self) -> None:
+        if self.halts:
+            raise AccountsHaltedError(
+                tuple(str(f) for f in self.failures),
+                tuple(str(h) for h in self.halts),
+                total=len(self.results),
+            )
         if self.failures:
             raise ApplyError((str(f) for f in self.failures), total=len(self.results))
 
@@ -100,13 +149,20 @@ def _run_one(client: Writer, change: Change) -> ChangeResult:
 
 def apply_plan(
     plan: Plan,
-    client: Writer,
+    client: Client,
     *,
+    basis: Basis,
     parallelism: int,
     on_result: Callable[[ChangeResult], None] = lambda result: None,
+    on_halt: Callable[[AccountHalt], None] = lambda halt: None,
     stop: threading.Event | None = None,
 ) -> ApplyReport:
-    """Make every change of ``plan``; ``on_result`` hears each result as it completes.
+    """Make every change of ``plan``; ``on_result`` hears each result as it completes,
+    ``on_halt`` each account left alone.
+
+    ``basis`` is what the plan was computed from. Before the first write to an account,
+    its listings are read again; when they differ from ``basis`` (or cannot be read),
+    nothing is written to that account and the report says so (``halts``).
 
     After an authentication refusal nothing more is attempted: the remaining changes are
     reported as not attempted (the client never retries a refused login). Once ``stop``
@@ -117,32 +173,70 @@ def apply_plan(
     for change in plan.changes:
         by_account[change.account].append(change)
     results: dict[int, ChangeResult] = {}
+    halts: dict[str, AccountHalt] = {}
     index = {id(change): i for i, change in enumerate(plan.changes)}
     lock = threading.Lock()
     refused = threading.Event()
     interrupted = stop if stop is not None else threading.Event()
 
-    def run_account(changes: list[Change]) -> None:
+    def record(change: Change, result: ChangeResult) -> None:
+        with lock:
+            results[index[id(change)]] = result
+            on_result(result)
+
+    def halt(account: str, reason: str) -> None:
+        with lock:
+            halts[account] = AccountHalt(account, reason)
+            on_halt(halts[account])
+
+    def not_attempted(changes: list[Change]) -> None:
+        for change in changes:
+            record(change, ChangeResult(change, error="not attempted: authentication was refused"))
+
+    def still_as_planned(guard: AccountGuard) -> bool:
+        """Re-read the account and compare; a failure to read it halts it like a change."""
+        try:
+            if guard.unchanged():
+                return True
+            halt(guard.account, CHANGED_BEFORE)
+        except TscError as exc:
+            if isinstance(exc, AuthError):
+                refused.set()
+            halt(guard.account, f"could not be read again before writing ({exc}); {_NOTHING}")
+        return False
+
+    def run_account(account: str, changes: list[Change]) -> None:
+        if interrupted.is_set():
+            return
+        if refused.is_set():
+            not_attempted(changes)
+            return
+        if account not in basis.wanted:  # a plan always reads what it changes
+            halt(account, f"was not read for this plan; {_NOTHING}")
+            return
+        if not still_as_planned(AccountGuard(client, basis, account)):
+            return
         for change in changes:
             if interrupted.is_set():
                 return  # Ctrl-C: start nothing new; what is in flight finishes
             if refused.is_set():
-                result = ChangeResult(change, error="not attempted: authentication was refused")
-            else:
-                result = _run_one(client, change)
-                if result.auth_refused:
-                    refused.set()
-            with lock:
-                results[index[id(change)]] = result
-                on_result(result)
+                not_attempted([change])
+                continue
+            result = _run_one(client, change)
+            if result.auth_refused:
+                refused.set()
+            record(change, result)
 
     workers = max(1, min(parallelism, len(by_account)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
-        futures = [pool.submit(run_account, changes) for changes in by_account.values()]
+        futures = [pool.submit(run_account, *item) for item in by_account.items()]
         try:
             for future in futures:
                 future.result()
         except BaseException:
             interrupted.set()
             raise
-    return ApplyReport(tuple(results[i] for i in sorted(results)))
+    return ApplyReport(
+        tuple(results[i] for i in sorted(results)),
+        tuple(halts[a] for a in sorted(halts)),
+    )

@@ -9,7 +9,8 @@ from reconciler.cli.connection import compute_plan, connect, target
 from reconciler.cli.console import Console, use_color
 from reconciler.cli.loading import load
 from reconciler.core.errors import ExitStatus, UsageError
-from reconciler.engine.executor import ChangeResult, apply_plan
+from reconciler.engine.executor import AccountHalt, ChangeResult, apply_plan
+from reconciler.engine.guard import Basis
 from reconciler.engine.saved_plan import check_fresh, check_target, read_saved_plan
 from reconciler.render.text import render_text
 
@@ -62,13 +63,20 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
         if not args.auto_approve and not _confirm(io):
             raise UsageError("apply cancelled: nothing was changed")
 
-        def report(result: ChangeResult) -> None:
+        def report(result: ChangeResult | AccountHalt) -> None:
             io.stdout.write(f"{result}\n")
             io.stdout.flush()
 
-        outcome = apply_plan(plan, client, parallelism=args.parallelism, on_result=report)
+        outcome = apply_plan(
+            plan,
+            client,
+            basis=Basis(planned.current, planned.wanted),
+            parallelism=args.parallelism,
+            on_result=report,
+            on_halt=report,
+        )
     io.stdout.write(
-        f"\nApply {'failed' if outcome.failures else 'complete'}! "
+        f"\nApply {'complete' if outcome.ok else 'failed'}! "
         f"Changes made: {outcome.summary_line()}.\n"
     )
     outcome.raise_for_failures()

@@ -1,0 +1,125 @@
+"""Lost updates: an account someone else changed after the plan gets no write.
+
+The CLI runs in-process against the simulator over real HTTP. "Someone else" is a raw API
+client (as another tool or a second ``tscallbacks`` would be) that changes an account
+while this run waits at its confirmation prompt: after the plan, before the first write.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from reconciler import cli
+from reconciler.simulator import Simulator, SimulatorConfig
+from reconciler.thingspace.credentials import Credentials
+from tests.e2e_support import EXAMPLE, DirectApi, base_env
+
+pytestmark = pytest.mark.e2e
+
+A1, A2, SANDBOX = "0252012345-00001", "0252012345-00002", "TestAccount-2"
+CHANGED = f"Error: {A1}: changed by someone else since the plan; nothing was changed for it"
+
+
+class PromptHook(io.StringIO):
+    """A terminal whose user answers ``yes``, after ``meanwhile`` has run (the other writer)."""
+
+    def __init__(self, meanwhile: Callable[[], None]) -> None:
+        super().__init__("yes\n")
+        self.meanwhile = meanwhile
+        self.asked = 0
+
+    def isatty(self) -> bool:
+        return True
+
+    def readline(self, size: int | None = -1) -> str:
+        self.asked += 1
+        self.meanwhile()
+        return super().readline(size)
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[Simulator]:
+    config = SimulatorConfig(credentials=Credentials.for_simulator({}))
+    with Simulator(config, state_path=tmp_path / "sim.json") as simulator:
+        yield simulator
+
+
+def tscallbacks(sim: Simulator, *argv: str, stdin: io.StringIO) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(list(argv), env=base_env(sim.base_url), stdin=stdin, stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def writes_to(sim: Simulator, account: str) -> list[tuple[str, str]]:
+    return [
+        (r.method, r.path)
+        for r in sim.requests()
+        if r.method in ("POST", "PUT", "DELETE")
+        and "/callbacks/" in r.path
+        and r.account == account
+    ]
+
+
+def converge(sim: Simulator) -> None:
+    code, _, err = tscallbacks(
+        sim, "apply", "-c", str(EXAMPLE), "--auto-approve", stdin=io.StringIO()
+    )
+    assert code == 0, err
+
+
+def test_apply_leaves_an_account_changed_after_the_plan_alone(sim: Simulator) -> None:
+    converge(sim)
+    api = DirectApi(sim.base_url)
+    api.register(A1, "DeviceUsage", "https://drift.example.net/usage")  # drift in both
+    api.register(A2, "DeviceUsage", "https://drift.example.net/usage")
+    sim.clear_requests()
+    # At the prompt, another pipeline changes A1 to its own configuration.
+    hook = PromptHook(lambda: api.register(A1, "QoS", "https://other-pipeline.example.net/qos"))
+
+    code, out, err = tscallbacks(sim, "apply", "-c", str(EXAMPLE), stdin=hook)
+
+    assert hook.asked == 1 and code == 1
+    assert writes_to(sim, A1) == [("POST", f"/api/m2m/v1/callbacks/{A1}")]  # the other's only
+    assert writes_to(sim, A2) == [("POST", f"/api/m2m/v1/callbacks/{A2}")]  # ours went ahead
+    assert err.splitlines() == [CHANGED, "Error: apply failed: 1 account not changed as planned"]
+    assert f"{A2}/DeviceUsage: updated" in out and "Apply failed!" in out
+    a1 = {i["serviceName"]: i["url"] for i in api.list(A1)}
+    assert a1["DeviceUsage"] == "https://drift.example.net/usage"  # not overwritten
+    assert a1["QoS"] == "https://other-pipeline.example.net/qos"  # not lost
+
+
+def test_a_saved_plan_that_was_fresh_is_still_checked_before_writing(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    planfile = tmp_path / "plan.json"
+    code, _, err = tscallbacks(
+        sim, "plan", "-c", str(EXAMPLE), "--out", str(planfile), stdin=io.StringIO()
+    )
+    assert code == 0, err
+    api = DirectApi(sim.base_url)
+    sim.clear_requests()
+    # The plan file passes its staleness check; then, before the first write, another
+    # saved plan is applied to A1 (the last writer must not win silently).
+    hook = PromptHook(lambda: api.register(A1, "DeviceUsage", "https://other-plan.example.net/u"))
+
+    code, _, err = tscallbacks(sim, "apply", str(planfile), stdin=hook)
+
+    assert hook.asked == 1 and code == 1
+    assert "stale" not in err
+    assert writes_to(sim, A1) == [("POST", f"/api/m2m/v1/callbacks/{A1}")]  # the other's only
+    assert len(writes_to(sim, A2)) == 3 and len(writes_to(sim, SANDBOX)) == 2  # ours went ahead
+    assert CHANGED in err.splitlines()
+    assert {i["url"] for i in api.list(A1)} == {"https://other-plan.example.net/u"}
+
+
+def test_an_unchanged_account_is_applied_after_the_prompt(sim: Simulator) -> None:
+    hook = PromptHook(lambda: None)
+    code, out, err = tscallbacks(sim, "apply", "-c", str(EXAMPLE), stdin=hook)
+    assert code == 0, err
+    assert "Apply complete! Changes made: 10 created, 0 updated, 0 deleted." in out
+    lists = [r for r in sim.requests() if r.method == "GET" and r.account == A1]
+    assert len(lists) >= 4  # the plan's two listings, read again before writing
