@@ -292,3 +292,159 @@ def test_a_refused_login_while_reading_again_stops_everything() -> None:
     assert [str(r) for r in report.results] == [
         f"{B}/DeviceUsage: create failed: not attempted: authentication was refused"
     ]
+
+
+# -- lost updates: someone else writing while this run writes ---------------------------
+
+
+class Racing(FakeWriter):
+    """Another run writes ``service`` right after this run's ``after``-th write."""
+
+    def __init__(self, state: CurrentState, after: int, service: str, value: Registration) -> None:
+        super().__init__(state=state)
+        self.after, self.service, self.value = after, service, value
+        self.writes = 0
+
+    def register(
+        self,
+        account: str,
+        family: FamilySpec,
+        service: str,
+        registration: Registration,
+        *,
+        update: bool = False,
+    ) -> None:
+        super().register(account, family, service, registration, update=update)
+        self.writes += 1
+        if self.writes == self.after:
+            someone_else(self, account, self.service, self.value)
+
+
+def test_a_first_write_overwritten_by_another_run_stops_the_account() -> None:
+    state = current({A: {}})
+    services = ("DeviceUsage", "QoS", "StateService")
+    plan = make_plan(desired({A: {s: reg(U) for s in services}}), state)
+    writer = Racing(state, after=1, service="DeviceUsage", value=reg(OTHER))
+    report = apply(plan, writer, state)
+    assert writes_to(writer, A) == [("register", "DeviceUsage")]  # no second write
+    assert [str(h) for h in report.halts] == [
+        f"{A}: changed by someone else while this apply was writing to it; 1 of 3 changes "
+        "were made, the rest were not attempted; run 'tscallbacks plan' to see where it stands"
+    ]
+    with pytest.raises(AccountsHaltedError):
+        report.raise_for_failures()
+
+
+def test_the_look_follows_the_first_registration_not_a_deregistration() -> None:
+    # Two runs removing the same stray registration cannot tell who removed it; the
+    # first registration they write can.
+    state = current({A: {"AlertService": reg(OTHER)}})
+    plan = make_plan(desired({A: {"DeviceUsage": reg(U), "QoS": reg(U)}}), state)
+    assert [c.action.value for c in plan.changes] == ["delete", "create", "create"]
+    writer = Racing(state, after=1, service="DeviceUsage", value=reg(OTHER))
+    report = apply(plan, writer, state)
+    assert writes_to(writer, A) == [("deregister", "AlertService"), ("register", "DeviceUsage")]
+    assert [str(h) for h in report.halts] == [
+        f"{A}: changed by someone else while this apply was writing to it; 2 of 3 changes "
+        "were made, the rest were not attempted; run 'tscallbacks plan' to see where it stands"
+    ]
+
+
+def test_a_change_during_the_last_writes_is_never_reported_as_applied() -> None:
+    state = current({A: {}})
+    plan = make_plan(desired({A: {"DeviceUsage": reg(U), "QoS": reg(U)}}), state)
+    writer = Racing(state, after=2, service="DeviceUsage", value=reg(OTHER))
+    report = apply(plan, writer, state)
+    assert len(writes_to(writer, A)) == 2
+    assert [str(h) for h in report.halts] == [
+        f"{A}: changed by someone else while this apply was writing to it; its 2 changes were "
+        "made; run 'tscallbacks plan' to see where it stands"
+    ]
+    assert not report.ok
+
+
+def test_the_look_after_the_first_write_waits_for_a_racing_write_to_land() -> None:
+    class LateRacer(FakeWriter):
+        """The other run's write lands 50 ms after this run's first write."""
+
+        racer: threading.Timer | None = None
+
+        def register(
+            self,
+            account: str,
+            family: FamilySpec,
+            service: str,
+            registration: Registration,
+            *,
+            update: bool = False,
+        ) -> None:
+            super().register(account, family, service, registration, update=update)
+            if self.racer is None:
+                self.racer = threading.Timer(0.05, someone_else, (self, A, service, reg(OTHER)))
+                self.racer.start()
+
+    state = current({A: {}})
+    plan = make_plan(desired({A: {"DeviceUsage": reg(U), "QoS": reg(U)}}), state)
+    writer = LateRacer(state=state)
+    ticks = iter(
+        [0.0, 0.5]
+    )  # the re-read and the first write took half a second: so does the pause
+    report = apply(plan, writer, state, clock=lambda: next(ticks))
+    assert writer.racer is not None
+    writer.racer.join()
+    assert writes_to(writer, A) == [("register", "DeviceUsage")]
+    assert [h.account for h in report.halts] == [A]
+
+
+def test_own_writes_are_not_mistaken_for_someone_elses() -> None:
+    state = current({A: {"QoS": reg(U + "-old")}, B: {"QoS": reg(U)}})
+    want = desired(
+        {
+            A: {"DeviceUsage": reg(U, "user", "pw-1"), "Fota": reg(U + "/f")},
+            B: {"QoS": reg(U, password="pw-2")},
+        }
+    )
+    plan = make_plan(want, state)
+    writer = FakeWriter(state=state)
+    report = apply(plan, writer, state)
+    assert report.ok, [str(h) for h in report.halts]
+    assert len(writer.calls) == 4  # create, create, delete; an update
+
+
+def test_a_listing_without_passwords_is_not_a_conflict() -> None:
+    class NoPasswords(FakeWriter):
+        def listing(self, account: str, family: FamilySpec) -> dict[str, Registration]:
+            return {
+                s: replace(r, password=None, password_known=False)
+                for s, r in super().listing(account, family).items()
+            }
+
+    state = current({A: {"QoS": reg(U + "-old", known=False)}})
+    plan = make_plan(desired({A: {"QoS": reg(U, password="pw"), "DeviceUsage": reg(U)}}), state)
+    writer = NoPasswords(state=state)
+    assert apply(plan, writer, state).ok
+
+
+def test_a_failed_write_that_took_effect_is_not_a_conflict() -> None:
+    class FailsAfterEffect(FakeWriter):
+        def register(
+            self,
+            account: str,
+            family: FamilySpec,
+            service: str,
+            registration: Registration,
+            *,
+            update: bool = False,
+        ) -> None:
+            super().register(account, family, service, registration, update=update)
+            if service == "DeviceUsage":
+                raise ApiError("POST", f"/api/m2m/v1/callbacks/{account}", 504)
+
+    state = current({A: {}})
+    plan = make_plan(desired({A: {"DeviceUsage": reg(U), "QoS": reg(U)}}), state)
+    writer = FailsAfterEffect(state=state)
+    report = apply(plan, writer, state)
+    assert not report.halts and len(report.failures) == 1
+    assert writes_to(writer, A) == [("register", "DeviceUsage"), ("register", "QoS")]
+    with pytest.raises(ApplyError, match="1 of 2 changes failed"):
+        report.raise_for_failures()

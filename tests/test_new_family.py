@@ -148,11 +148,15 @@ def test_the_schema_knows_the_new_services_and_their_fields() -> None:
     assert "WidgetHook" in json.loads(catalog.schema_text())["$defs"]["serviceName"]["enum"]
 
 
+NEW = "https://h.example.com/new"
+
+
 def test_plan_and_apply_through_the_new_family(api: rm.Mocker) -> None:
-    api.get(
-        WIDGET_URL, json=[{"serviceName": "WidgetHook", "endpoint": "https://h.example.com/old"}]
-    )
-    api.get(SOLO_URL, text="")
+    # Listings as they are before the writes (plan, re-read before writing, and, for the
+    # widget, the look after the first write), then after them.
+    widget = [{"serviceName": "WidgetHook", "endpoint": "https://h.example.com/old"}]
+    api.get(WIDGET_URL, [{"json": widget}] * 3 + [{"json": [{**widget[0], "endpoint": NEW}]}])
+    api.get(SOLO_URL, [{"text": ""}] * 2 + [{"json": {"url": "https://h.example.com/s"}}])
     api.get(f"{BASE}/api/m2m/v1/callbacks/{ACCOUNT}", json=[])
     api.get(f"{BASE}/api/fota/v1/callbacks/{ACCOUNT}", text="")
     api.put(WIDGET_URL, json={})
@@ -160,7 +164,7 @@ def test_plan_and_apply_through_the_new_family(api: rm.Mocker) -> None:
     state = desired(
         {
             ACCOUNT: {
-                "WidgetHook": reg("https://h.example.com/new"),
+                "WidgetHook": reg(NEW),
                 "Solo": reg("https://h.example.com/s"),
             }
         }

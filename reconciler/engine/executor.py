@@ -6,12 +6,17 @@ re-registration or a PUT, as the family does it (the client reads that from its 
 
 Lost updates (:mod:`reconciler.engine.guard`): before the first write to an account its
 listings are read again and compared with what the plan was computed from; an account
-changed by someone else in between gets no write at all, and the report names it.
+changed by someone else in between gets no write at all. They are read once more after
+the first registration written (after a pause, so that another run racing this one has
+landed its own) and after the last write; an account that then holds anything but what
+this run wrote gets no further write and is never reported as applied. The report names
+every such account.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -74,8 +79,13 @@ class AccountHalt:
         return f"{self.account}: {self.reason}"
 
 
+# The pause before looking again after an account's first registration: as long as the
+# re-read and the writes so far took (another run's take about as long), capped.
+MAX_SETTLE_SECONDS = 10.0
 _NOTHING = "nothing was changed for it"
 CHANGED_BEFORE = f"changed by someone else since the plan; {_NOTHING}"
+_CHANGED_DURING = "changed by someone else while this apply was writing to it"
+_REPLAN = "run 'tscallbacks plan' to see where it stands"
 
 
 class AccountsHaltedError(TscError):
@@ -147,6 +157,15 @@ def _run_one(client: Writer, change: Change) -> ChangeResult:
     return ChangeResult(change)
 
 
+def _first_registration(changes: list[Change]) -> int:
+    """After which of an account's writes to pause and look: its first registration (a
+    deregistration says nothing about which run made it), else its last write."""
+    return next(
+        (n for n, c in enumerate(changes, start=1) if c.action is not Action.DELETE),
+        len(changes),
+    )
+
+
 def apply_plan(
     plan: Plan,
     client: Client,
@@ -156,13 +175,17 @@ def apply_plan(
     on_result: Callable[[ChangeResult], None] = lambda result: None,
     on_halt: Callable[[AccountHalt], None] = lambda halt: None,
     stop: threading.Event | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> ApplyReport:
     """Make every change of ``plan``; ``on_result`` hears each result as it completes,
     ``on_halt`` each account left alone.
 
     ``basis`` is what the plan was computed from. Before the first write to an account,
     its listings are read again; when they differ from ``basis`` (or cannot be read),
-    nothing is written to that account and the report says so (``halts``).
+    nothing is written to that account and the report says so (``halts``). They are read
+    again after its first registration (after a pause) and after its last write; when
+    they then differ from ``basis`` plus this run's writes, no further change is made to
+    it and the report says so too. ``clock`` times the pause.
 
     After an authentication refusal nothing more is attempted: the remaining changes are
     reported as not attempted (the client never retries a refused login). Once ``stop``
@@ -193,16 +216,26 @@ def apply_plan(
         for change in changes:
             record(change, ChangeResult(change, error="not attempted: authentication was refused"))
 
-    def still_as_planned(guard: AccountGuard) -> bool:
+    def as_expected(guard: AccountGuard, done: int, total: int) -> bool:
         """Re-read the account and compare; a failure to read it halts it like a change."""
+        if done == 0:
+            when, outcome = "before writing", _NOTHING
+        elif done < total:
+            when = "between writes"
+            outcome = f"{done} of {total} changes were made, the rest were not attempted"
+        else:
+            when, outcome = "after writing", f"its {total} changes were made"
         try:
             if guard.unchanged():
                 return True
-            halt(guard.account, CHANGED_BEFORE)
+            if done == 0:
+                halt(guard.account, CHANGED_BEFORE)
+            else:
+                halt(guard.account, f"{_CHANGED_DURING}; {outcome}; {_REPLAN}")
         except TscError as exc:
             if isinstance(exc, AuthError):
                 refused.set()
-            halt(guard.account, f"could not be read again before writing ({exc}); {_NOTHING}")
+            halt(guard.account, f"could not be read again {when} ({exc}); {outcome}")
         return False
 
     def run_account(account: str, changes: list[Change]) -> None:
@@ -214,18 +247,33 @@ def apply_plan(
         if account not in basis.wanted:  # a plan always reads what it changes
             halt(account, f"was not read for this plan; {_NOTHING}")
             return
-        if not still_as_planned(AccountGuard(client, basis, account)):
+        guard = AccountGuard(client, basis, account)
+        started = clock()
+        if not as_expected(guard, 0, len(changes)):
             return
-        for change in changes:
+        look_after = _first_registration(changes)
+        for done, change in enumerate(changes, start=1):
             if interrupted.is_set():
                 return  # Ctrl-C: start nothing new; what is in flight finishes
             if refused.is_set():
-                not_attempted([change])
-                continue
+                not_attempted(changes[done - 1 :])
+                return
             result = _run_one(client, change)
+            guard.record(change, ok=result.ok)
             if result.auth_refused:
                 refused.set()
             record(change, result)
+            if done == look_after and not refused.is_set():
+                # Another run whose re-read came just before our writes may be writing
+                # too. Give its writes time to land, then look: of two runs registering
+                # the same service, the one whose registration was overwritten stops
+                # and the other carries on.
+                if interrupted.wait(min(clock() - started, MAX_SETTLE_SECONDS)):
+                    return
+                if not as_expected(guard, done, len(changes)):
+                    return
+        if look_after < len(changes) and not refused.is_set() and not interrupted.is_set():
+            as_expected(guard, len(changes), len(changes))  # never report success on a mix
 
     workers = max(1, min(parallelism, len(by_account)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:

@@ -7,19 +7,23 @@ last writer would win silently. So before the first write to an account the exec
 re-reads the listings the plan read for it and compares them with what the plan was
 computed from; any difference and nothing is written to that account.
 
+The guard also keeps track of this run's own writes, so the executor can look again while
+and after it writes: an account that then holds anything else was written to by someone
+else at the same time, and gets no further write from this run.
+
 Registrations are compared in their normalized form: family, URL, username and whether
 a password is set (never the password's value, which a listing may not even return).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from reconciler.core.families import PASSWORD, USERNAME, FamilySpec, all_families
 from reconciler.core.model import CurrentState, Registration
-from reconciler.engine.plan import password_view
+from reconciler.engine.plan import Action, Change, password_view
 
 UNKNOWN = password_view(Registration(url="", password_known=False))
 
@@ -61,7 +65,7 @@ def _same(expected: Fingerprint, observed: Fingerprint) -> bool:
 
 
 class AccountGuard:
-    """What one account should look like."""
+    """What one account should look like, kept up to date with this run's own writes."""
 
     def __init__(self, reader: Reader, basis: Basis, account: str) -> None:
         self._reader = reader
@@ -72,18 +76,28 @@ class AccountGuard:
             for service, reg in basis.current.accounts.get(account, {}).items()
             if reg.family is not None
         }
+        self._uncertain: set[str] = set()
 
-    def unchanged(self, families: Iterable[FamilySpec] | None = None) -> bool:
-        """Re-read ``families`` (default: all the plan read) and say whether they hold
-        exactly what is expected. Raises what the reader raises (an ApiError)."""
-        names = {f.name for f in (self.families if families is None else families)}
+    def unchanged(self) -> bool:
+        """Re-read the families the plan read and say whether they hold exactly what is
+        expected. Raises what the reader raises (an ApiError)."""
         observed: dict[str, Fingerprint] = {}
         for family in self.families:
-            if family.name in names:
-                for service, reg in self._reader.listing(self.account, family).items():
-                    observed[service] = fingerprint(reg, family)
-        expected = {s: fp for s, fp in self._expected.items() if fp[0] in names}
-        services = set(expected) | set(observed)
+            for service, reg in self._reader.listing(self.account, family).items():
+                observed[service] = fingerprint(reg, family)
+        services = (set(self._expected) | set(observed)) - self._uncertain
         return all(
-            s in expected and s in observed and _same(expected[s], observed[s]) for s in services
+            s in self._expected and s in observed and _same(self._expected[s], observed[s])
+            for s in services
         )
+
+    def record(self, change: Change, *, ok: bool) -> None:
+        """Account for one of this run's own writes. After a failed write the service's
+        state is unknown (the request may have taken effect), so it is no longer compared."""
+        if not ok:
+            self._uncertain.add(change.service)
+        elif change.action is Action.DELETE:
+            self._expected.pop(change.service, None)
+        else:
+            assert change.after is not None
+            self._expected[change.service] = fingerprint(change.after, change.family)
