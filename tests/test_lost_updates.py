@@ -1,4 +1,5 @@
-"""Lost updates: an account someone else changed after the plan gets no write.
+"""Lost updates: an account someone else changed after the plan gets no write, and what
+someone else already did for us is not a failure.
 
 The CLI runs in-process against the simulator over real HTTP. "Someone else" is a raw API
 client (as another tool or a second ``tscallbacks`` would be) that changes an account
@@ -14,7 +15,10 @@ from pathlib import Path
 import pytest
 
 from reconciler import cli
-from reconciler.simulator import Simulator, SimulatorConfig
+from reconciler.core.errors import ApiError
+from reconciler.core.families import FOTA, M2M
+from reconciler.simulator import FaultSettings, Simulator, SimulatorConfig
+from reconciler.thingspace.client import ThingSpaceClient
 from reconciler.thingspace.credentials import Credentials
 from tests.e2e_support import EXAMPLE, DirectApi, base_env
 
@@ -123,3 +127,19 @@ def test_an_unchanged_account_is_applied_after_the_prompt(sim: Simulator) -> Non
     assert "Apply complete! Changes made: 10 created, 0 updated, 0 deleted." in out
     lists = [r for r in sim.requests() if r.method == "GET" and r.account == A1]
     assert len(lists) >= 4  # the plan's two listings, read again before writing
+
+
+def test_removing_what_someone_else_removed_is_success(sim: Simulator) -> None:
+    api = DirectApi(sim.base_url)
+    api.register(A1, "DeviceUsage", "https://hooks.example.com/keep")
+    sim.set_faults(FaultSettings.from_dict({"fail_writes": {A2: 400}}))
+    with ThingSpaceClient(sim.base_url, Credentials.for_simulator({})) as client:
+        client.deregister(A1, M2M, "QoS")  # the simulator: 400 "... is not registered ..."
+        client.deregister(A1, FOTA, "Fota")
+        with pytest.raises(ApiError, match="writes to this account fail"):
+            client.deregister(A2, M2M, "QoS")  # a real refusal stays one
+    calls = [(r.method, r.status) for r in sim.requests() if "/callbacks/" in r.path]
+    assert calls[-5:] == [
+        *[("DELETE", 400), ("GET", 200)] * 2,  # refused, then confirmed by a listing
+        ("DELETE", 400),
+    ]
