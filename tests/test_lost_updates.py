@@ -9,6 +9,12 @@ while this run waits at its confirmation prompt: after the plan, before the firs
 from __future__ import annotations
 
 import io
+import os
+import pty
+import re
+import select
+import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,7 +26,7 @@ from reconciler.core.families import FOTA, M2M
 from reconciler.simulator import FaultSettings, Simulator, SimulatorConfig
 from reconciler.thingspace.client import ThingSpaceClient
 from reconciler.thingspace.credentials import Credentials
-from tests.e2e_support import EXAMPLE, DirectApi, base_env
+from tests.e2e_support import COMMAND, EXAMPLE, DirectApi, base_env
 
 pytestmark = pytest.mark.e2e
 
@@ -39,10 +45,10 @@ class PromptHook(io.StringIO):
     def isatty(self) -> bool:
         return True
 
-    def readline(self, size: int | None = -1) -> str:
+    def readline(self, size: int | None = -1, /) -> str:  # type: ignore[override]
         self.asked += 1
         self.meanwhile()
-        return super().readline(size)
+        return super().readline(-1 if size is None else size)
 
 
 @pytest.fixture
@@ -143,3 +149,113 @@ def test_removing_what_someone_else_removed_is_success(sim: Simulator) -> None:
         *[("DELETE", 400), ("GET", 200)] * 2,  # refused, then confirmed by a listing
         ("DELETE", 400),
     ]
+
+
+# -- two real applies racing ----------------------------------------------------------------
+
+TRIALS = 3
+RACED = ("DeviceUsage", "Fota", "QoS", "StateService")
+LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+) ")
+
+
+@pytest.fixture
+def served() -> Iterator[str]:
+    """``tscallbacks simulator serve`` with 100 ms of latency on every API call."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("THINGSPACE_")}
+    proc = subprocess.Popen(
+        [str(COMMAND), "simulator", "serve", "--port", "0", "--latency-ms", "100"],
+        env=env, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        match = LISTENING.search(proc.stdout.readline())
+        assert match, "the simulator did not announce itself"
+        yield match.group(1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def race_config(tag: str, accounts: tuple[str, ...]) -> tuple[str, dict[str, str]]:
+    """A configuration registering every raced service at ``tag``'s URLs, and what each
+    account holds when it is applied."""
+    urls = {s: f"https://hooks.example.com/{tag}/{s.lower()}" for s in RACED}
+    lines = ["version: 1", "accounts:"]
+    for account in accounts:
+        lines += [f'  "{account}":', "    callbacks:"]
+        lines += [f"      {s}: {{url: {url}}}" for s, url in urls.items()]
+    return "\n".join(lines) + "\n", urls
+
+
+class Waiting:
+    """``tscallbacks apply`` on a terminal, stopped at its prompt after planning."""
+
+    def __init__(self, config: Path, env: dict[str, str]) -> None:
+        self.terminal, tty = pty.openpty()
+        self.proc = subprocess.Popen(
+            [str(COMMAND), "apply", "-c", str(config)],
+            env=env, stdin=tty, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        os.close(tty)
+        self.shown = b""
+
+    def wait_for_prompt(self, timeout: float = 60) -> None:
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while b"Enter a value:" not in self.shown:
+            ready, _, _ = select.select([self.proc.stdout], [], [], deadline - time.monotonic())
+            chunk = os.read(self.proc.stdout.fileno(), 65536) if ready else b""
+            assert chunk, f"no prompt: {self.shown.decode()}"
+            self.shown += chunk
+
+    def approve(self) -> None:
+        os.write(self.terminal, b"yes\n")
+
+    def finish(self) -> tuple[int, str, str]:
+        out, err = self.proc.communicate(timeout=120)
+        os.close(self.terminal)
+        return self.proc.returncode, (self.shown + out).decode(), err.decode()
+
+
+def test_two_applies_racing_never_both_succeed_nor_leave_a_mix(served: str, tmp_path: Path) -> None:
+    api = DirectApi(served)
+    env = base_env(served)
+    for trial in range(TRIALS):
+        accounts = (f"0252012345-{trial}0001", f"0252012345-{trial}0002")
+        for account in accounts:  # both plans update one, create three, delete a stray one
+            api.register(account, "DeviceUsage", "https://old.example.com/usage")
+            api.register(account, "CarrierService", "https://old.example.com/carrier")
+        wanted: dict[str, dict[str, str]] = {}
+        runs: list[Waiting] = []
+        for tag in ("merge-pipeline", "nightly-job"):
+            text, wanted[tag] = race_config(tag, accounts)
+            config = tmp_path / f"{trial}-{tag}.yaml"
+            config.write_text(text)
+            runs.append(Waiting(config, env))
+        # Both have planned from the same state; both are approved at the same moment.
+        for run in runs:
+            run.wait_for_prompt()
+        for run in runs:
+            run.approve()
+        outcomes = [run.finish() for run in runs]
+        codes = [code for code, _, _ in outcomes]
+
+        assert codes != [0, 0], f"trial {trial}: both runs reported success"
+        for account in accounts:
+            final = {i["serviceName"]: i["url"] for i in api.list(account)}
+            final.update({i["name"]: i["url"] for i in api.list(account, "fota")})
+            assert final in wanted.values(), f"trial {trial}: {account} is a mix: {final}"
+        for (code, _, err), urls in zip(outcomes, wanted.values(), strict=True):
+            assert "Traceback" not in err
+            if code == 0:
+                continue
+            # A run that did not win says, for each account it lost, that someone else
+            # changed it; it fails for no other reason.
+            lost = [a for a in accounts if {i["url"] for i in api.list(a)} - set(urls.values())]
+            assert lost, f"trial {trial}: a run failed without losing an account: {err}"
+            lines = err.splitlines()
+            assert lines[-1].startswith("Error: apply failed: ") and "changes failed" not in err
+            for account in lost:
+                assert any(
+                    line.startswith(f"Error: {account}: changed by someone else") for line in lines
+                ), err
