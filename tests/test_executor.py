@@ -448,3 +448,20 @@ def test_a_failed_write_that_took_effect_is_not_a_conflict() -> None:
     assert writes_to(writer, A) == [("register", "DeviceUsage"), ("register", "QoS")]
     with pytest.raises(ApplyError, match="1 of 2 changes failed"):
         report.raise_for_failures()
+
+
+def test_failures_and_accounts_left_alone_are_all_named() -> None:
+    plan = make_plan(WANT, STATE)
+    failing: dict[tuple[str, str], Exception] = {
+        (B, "DeviceUsage"): ApiError("POST", f"/api/m2m/v1/callbacks/{B}", 503)
+    }
+    writer = FakeWriter(failing, state=STATE)
+    someone_else(writer, A, "QoS", None)
+    report = apply(plan, writer, STATE)
+    with pytest.raises(AccountsHaltedError) as info:
+        report.raise_for_failures()
+    assert info.value.lines() == [
+        f"{B}/DeviceUsage: create failed: POST /api/m2m/v1/callbacks/{B}: HTTP 503",
+        f"{A}: changed by someone else since the plan; nothing was changed for it",
+        "apply failed: 1 of 1 changes failed; 1 account not changed as planned",
+    ]
