@@ -15,7 +15,7 @@ import requests
 import requests_mock as rm
 
 from reconciler.core import families
-from reconciler.core.errors import ApiError, TransportError, UsageError
+from reconciler.core.errors import ApiError, AuthError, TransportError, UsageError
 from reconciler.core.model import Registration
 from reconciler.core.secrets import Secret
 from reconciler.thingspace.auth import LOGIN_PATH, TOKEN_PATH
@@ -507,3 +507,118 @@ def test_unencodable_credentials_are_a_typed_error_without_the_secret(api: rm.Mo
         client.list_callbacks(ACCOUNT, families.M2M)
     assert "could not be encoded" in str(info.value)
     assert "ret-value" not in repr(info.value) and info.value.__context__ is None
+
+
+# -- the desired state already reached (someone else got there first) -------------------
+
+NOT_REGISTERED = {
+    "errorCode": "INVALID_PARAMETER",
+    "errorMessage": f"service 'DeviceUsage' is not registered for account '{ACCOUNT}'",
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (400, NOT_REGISTERED),  # what the simulator answers
+        (400, {"errorCode": "NOT_FOUND", "errorMessage": "callback not found"}),
+        (404, {}),
+        (404, {"errorCode": "INVALID_PARAMETER", "errorMessage": "no callback"}),
+    ],
+)
+def test_delete_of_what_someone_else_removed_is_success(
+    api: rm.Mocker, status: int, body: dict[str, str]
+) -> None:
+    api.delete(f"{M2M}/name/DeviceUsage", status_code=status, json=body)
+    api.get(M2M, json=[{"accountName": ACCOUNT, "serviceName": "QoS", "url": "https://h/q"}])
+    make_client().deregister(ACCOUNT, families.M2M, "DeviceUsage")
+    assert len(api_calls(api, "DELETE")) == 1 and len(api_calls(api, "GET")) == 1
+
+
+def test_delete_said_not_registered_but_listed_is_a_failure(api: rm.Mocker) -> None:
+    api.delete(f"{M2M}/name/DeviceUsage", status_code=400, json=NOT_REGISTERED)
+    api.get(M2M, json=[{"accountName": ACCOUNT, "serviceName": "DeviceUsage", "url": "u"}])
+    with pytest.raises(ApiError) as info:
+        make_client().deregister(ACCOUNT, families.M2M, "DeviceUsage")
+    assert info.value.status == 400 and "is not registered" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (400, {"errorCode": "INVALID_PARAMETER", "errorMessage": "bad service name"}),
+        (403, {"errorCode": "FORBIDDEN", "errorMessage": "not registered for this user"}),
+        (500, NOT_REGISTERED),
+    ],
+)
+def test_other_delete_refusals_stay_failures_without_listing(
+    api: rm.Mocker, status: int, body: dict[str, str]
+) -> None:
+    api.delete(f"{M2M}/name/DeviceUsage", status_code=status, json=body)
+    with pytest.raises(ApiError) as info:
+        make_client(max_attempts=1).deregister(ACCOUNT, families.M2M, "DeviceUsage")
+    assert info.value.status == status
+    assert api_calls(api, "GET") == []
+
+
+def test_delete_refusal_is_reported_when_the_listing_fails_too(api: rm.Mocker) -> None:
+    api.delete(
+        f"{FOTA}/name/Fota", status_code=400, json={"errorMessage": "Fota is not registered"}
+    )
+    api.get(FOTA, status_code=400, json={"errorCode": "INVALID_ACCOUNT"})
+    with pytest.raises(ApiError) as info:
+        make_client().deregister(ACCOUNT, families.FOTA, "Fota")
+    assert info.value.method == "DELETE" and "is not registered" in str(info.value)
+
+
+ALREADY = {"errorCode": "DUPLICATE", "errorMessage": "service QoS is already registered"}
+
+
+@pytest.mark.parametrize(("status", "body"), [(400, ALREADY), (409, {}), (409, ALREADY)])
+def test_create_of_what_someone_else_registered_exactly_is_success(
+    api: rm.Mocker, status: int, body: dict[str, str]
+) -> None:
+    api.post(M2M, status_code=status, json=body)
+    api.get(M2M, json=[{"accountName": ACCOUNT, "serviceName": "QoS", "url": "https://h/q",
+                        "username": "hook-user", "password": ""}])  # fmt: skip
+    reg = Registration(url="https://h/q", username="hook-user")
+    make_client().register(ACCOUNT, families.M2M, "QoS", reg)
+    assert len(api_calls(api, "POST")) == 1 and len(api_calls(api, "GET")) == 1
+
+
+@pytest.mark.parametrize(
+    "listed",
+    [
+        [{"accountName": ACCOUNT, "serviceName": "QoS", "url": "https://other/q"}],
+        [{"accountName": ACCOUNT, "serviceName": "QoS", "url": "https://h/q", "username": "x"}],
+        [],
+    ],
+)
+def test_duplicate_refusal_for_a_different_registration_is_a_failure(
+    api: rm.Mocker, listed: list[dict[str, str]]
+) -> None:
+    api.post(M2M, status_code=409, json=ALREADY)
+    api.get(M2M, json=listed)
+    with pytest.raises(ApiError) as info:
+        make_client().register(ACCOUNT, families.M2M, "QoS", Registration(url="https://h/q"))
+    assert info.value.status == 409 and "already registered" in str(info.value)
+
+
+def test_duplicate_refusal_never_shows_the_password(api: rm.Mocker) -> None:
+    api.post(M2M, status_code=400, json={"errorMessage": f"already registered: {HOOK_PASSWORD}"})
+    api.get(M2M, json=[])
+    reg = Registration(url="https://h/q", password=Secret(HOOK_PASSWORD))
+    with pytest.raises(ApiError) as info:
+        make_client().register(ACCOUNT, families.M2M, "QoS", reg)
+    assert HOOK_PASSWORD not in str(info.value)
+
+
+def test_a_refused_login_while_confirming_is_not_hidden(api: rm.Mocker) -> None:
+    api.delete(f"{M2M}/name/DeviceUsage", status_code=400, json=NOT_REGISTERED)
+    api.get(M2M, status_code=401, json={"errorCode": "INVALID_ACCESS"})
+    api.post(
+        BASE + LOGIN_PATH,
+        [{"json": {"sessionToken": SESSION}}, {"status_code": 400, "json": {"errorCode": "BAD"}}],
+    )
+    with pytest.raises(AuthError):
+        make_client().deregister(ACCOUNT, families.M2M, "DeviceUsage")

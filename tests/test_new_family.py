@@ -21,6 +21,7 @@ from reconciler.core import catalog
 from reconciler.core.families import NOWHERE, FamilySpec, ListShape, body, query
 from reconciler.core.model import Registration
 from reconciler.engine.executor import apply_plan
+from reconciler.engine.guard import Basis
 from reconciler.engine.observe import read_current
 from reconciler.engine.planner import families_to_read, make_plan
 from reconciler.thingspace.auth import LOGIN_PATH, TOKEN_PATH
@@ -147,11 +148,15 @@ def test_the_schema_knows_the_new_services_and_their_fields() -> None:
     assert "WidgetHook" in json.loads(catalog.schema_text())["$defs"]["serviceName"]["enum"]
 
 
+NEW = "https://h.example.com/new"
+
+
 def test_plan_and_apply_through_the_new_family(api: rm.Mocker) -> None:
-    api.get(
-        WIDGET_URL, json=[{"serviceName": "WidgetHook", "endpoint": "https://h.example.com/old"}]
-    )
-    api.get(SOLO_URL, text="")
+    # Listings as they are before the writes (plan, re-read before writing, and, for the
+    # widget, the look after the first write), then after them.
+    widget = [{"serviceName": "WidgetHook", "endpoint": "https://h.example.com/old"}]
+    api.get(WIDGET_URL, [{"json": widget}] * 3 + [{"json": [{**widget[0], "endpoint": NEW}]}])
+    api.get(SOLO_URL, [{"text": ""}] * 2 + [{"json": {"url": "https://h.example.com/s"}}])
     api.get(f"{BASE}/api/m2m/v1/callbacks/{ACCOUNT}", json=[])
     api.get(f"{BASE}/api/fota/v1/callbacks/{ACCOUNT}", text="")
     api.put(WIDGET_URL, json={})
@@ -159,7 +164,7 @@ def test_plan_and_apply_through_the_new_family(api: rm.Mocker) -> None:
     state = desired(
         {
             ACCOUNT: {
-                "WidgetHook": reg("https://h.example.com/new"),
+                "WidgetHook": reg(NEW),
                 "Solo": reg("https://h.example.com/s"),
             }
         }
@@ -167,13 +172,14 @@ def test_plan_and_apply_through_the_new_family(api: rm.Mocker) -> None:
     ts = client()
     wanted = families_to_read(state)
     assert WIDGET in wanted[ACCOUNT] and SOLO in wanted[ACCOUNT]
-    plan = make_plan(state, read_current(ts, wanted, parallelism=2))
+    current = read_current(ts, wanted, parallelism=2)
+    plan = make_plan(state, current)
     assert [(c.action.value, c.service, c.family.name) for c in plan.changes] == [
         ("create", "Solo", "solo"),
         ("update", "WidgetHook", "widget"),
     ]
-    report = apply_plan(plan, ts, parallelism=2)
-    assert not report.failures
+    report = apply_plan(plan, ts, basis=Basis(current, wanted), parallelism=2)
+    assert report.ok, report
     writes = [(r.method, r.path) for r in calls(api) if r.method != "GET"]
     assert sorted(writes) == [
         ("POST", "/api/solo/v2/callbacks/a-1"),

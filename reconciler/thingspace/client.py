@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -21,7 +22,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from reconciler.core.errors import ApiError
+from reconciler.core.errors import ApiError, AuthError, TscError
 from reconciler.core.families import FamilySpec
 from reconciler.core.model import Registration
 from reconciler.thingspace import wireformat
@@ -35,6 +36,20 @@ from reconciler.thingspace.transport import RequestStats, Sent, Wire
 # session; never more than this per call (and the session at most
 # auth.MAX_SESSION_RENEWALS times per run).
 MAX_RENEWALS = 2
+
+# How a refusal says the desired state may already be there (ThingSpace documents no
+# codes for these): a deregistration of what is not registered, a registration of what
+# already is. Either way a list call decides; the words alone never make a success.
+_NOT_REGISTERED = re.compile(
+    r"\bnot\s+(registered|found)\b|\bdoes\s*n[o']t\s+exist|\bno\s+such\b", re.I
+)
+_ALREADY_REGISTERED = re.compile(r"\balready\b|\bduplicate\b", re.I)
+
+
+def _says(error: ApiError, words: re.Pattern[str]) -> bool:
+    return error.status == 400 and any(
+        words.search(text) for text in (error.error_code, error.error_message) if text
+    )
 
 
 class ThingSpaceClient:
@@ -133,13 +148,17 @@ class ThingSpaceClient:
         status = sent.response.status_code
         if 200 <= status < 300:
             return
-        if (
-            sent.ambiguous
-            and 400 <= status < 500
-            and self._is_registered(account, family, service, registration)
+        error = self._wire.error(call.method, call.path, sent.response, extra_secrets=call.secrets)
+        # Refused as a repeat of an earlier attempt of ours that took effect, or as a
+        # duplicate of what someone else registered: done, if it is exactly this one.
+        maybe_there = (sent.ambiguous and 400 <= status < 500) or (
+            status == 409 or _says(error, _ALREADY_REGISTERED)
+        )
+        if maybe_there and self._confirmed(
+            error, lambda: self._is_registered(account, family, service, registration)
         ):
-            return  # an earlier attempt took effect; this one was refused as a repeat
-        raise self._wire.error(call.method, call.path, sent.response, extra_secrets=call.secrets)
+            return
+        raise error
 
     def _is_registered(
         self, account: str, family: FamilySpec, service: str, registration: Registration
@@ -154,16 +173,34 @@ class ThingSpaceClient:
         )
 
     def deregister(self, account: str, family: FamilySpec, service: str) -> None:
-        """Remove one listener. When an earlier attempt got no clear answer and a later one
-        says "not registered", a list call decides whether the first one took effect."""
+        """Remove one listener. An answer saying it is not registered (after an earlier
+        attempt of ours that got no clear answer, or because someone else removed it) is
+        success when a list call confirms it is gone: the desired state is reached."""
         path = wireformat.deregister_path(family, account, service)
         sent = self._call("DELETE", path)
         status = sent.response.status_code
         if 200 <= status < 300:
             return
-        if sent.ambiguous and status in (400, 404) and service not in self.listing(account, family):
+        error = self._wire.error("DELETE", path, sent.response)
+        maybe_gone = (sent.ambiguous and status in (400, 404)) or (
+            status in (404, 410) or _says(error, _NOT_REGISTERED)
+        )
+        if maybe_gone and self._confirmed(
+            error, lambda: service not in self.listing(account, family)
+        ):
             return
-        raise self._wire.error("DELETE", path, sent.response)
+        raise error
+
+    @staticmethod
+    def _confirmed(refusal: ApiError, check: Callable[[], bool]) -> bool:
+        """Whether a list call confirms the desired state despite ``refusal``; when the
+        list call fails too, the refusal is what is reported."""
+        try:
+            return check()
+        except AuthError:
+            raise  # a refused login stops the run, whatever this call was
+        except TscError:
+            raise refusal from None
 
     # -- session ------------------------------------------------------------------------
 

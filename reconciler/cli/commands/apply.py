@@ -10,7 +10,8 @@ from reconciler.cli.console import Console, Phase, use_color
 from reconciler.cli.loading import load
 from reconciler.core import escape
 from reconciler.core.errors import ExitStatus, UsageError
-from reconciler.engine.executor import ChangeResult, apply_plan
+from reconciler.engine.executor import AccountHalt, ChangeResult, apply_plan
+from reconciler.engine.guard import Basis
 from reconciler.engine.saved_plan import check_fresh, check_target, read_saved_plan
 from reconciler.render.text import render_text
 
@@ -68,14 +69,20 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
                     raise UsageError("apply cancelled: nothing was changed")
         io.phase = Phase.APPLYING
 
-        def report(result: ChangeResult) -> None:
-            # Secrets out before escaping: the stream's redaction would miss an escaped one.
+        def report(result: ChangeResult | AccountHalt) -> None:
             io.stdout.write(f"{escape.text(str(result))}\n")
             io.stdout.flush()
 
-        outcome = apply_plan(plan, client, parallelism=args.parallelism, on_result=report)
+        outcome = apply_plan(
+            plan,
+            client,
+            basis=Basis(planned.current, planned.wanted),
+            parallelism=args.parallelism,
+            on_result=report,
+            on_halt=report,
+        )
     io.stdout.write(
-        f"\nApply {'failed' if outcome.failures else 'complete'}! "
+        f"\nApply {'complete' if outcome.ok else 'failed'}! "
         f"Changes made: {outcome.summary_line()}.\n"
     )
     outcome.raise_for_failures()
