@@ -131,6 +131,8 @@ def test_a_refused_write_changes_nothing(tmp_path: Path, monkeypatch: pytest.Mon
         def refuse(*args: Any) -> None:
             raise OSError(28, "No space left on device")
 
+        # Both ways a change reaches the file: appended, or the file rewritten.
+        monkeypatch.setattr("reconciler.simulator.statefile.write_at", refuse)
         monkeypatch.setattr("reconciler.simulator.statefile.write_atomically", refuse)
         assert register(sim.base_url, headers, ACCOUNT, "DeviceUsage") == 500
         assert list(sim.snapshot()["accounts"][ACCOUNT]) == ["QoS"]

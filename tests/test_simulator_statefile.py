@@ -1,4 +1,5 @@
-"""One simulator state file shared by several stores and processes: nobody's writes are lost."""
+"""The simulator's state file: its layout, appends and compaction, appends cut short, and
+one file shared by several stores and processes (nobody's writes are lost)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from reconciler.simulator import statefile
 from reconciler.simulator.state import RegistrationStore, StoredCallback
 from reconciler.simulator.statefile import StateFile
 from tests.e2e_support import COMMAND, base_env
@@ -26,6 +28,91 @@ def stored_accounts(path: Path) -> dict[str, Any]:
 
 def callback(n: int) -> StoredCallback:
     return StoredCallback(f"https://hooks.example.com/{n}")
+
+
+def revision(path: Path) -> str:
+    found = re.match(r'\{"version": 1, "revision": "([0-9a-f]{16})"', path.read_text("utf-8"))
+    assert found, "not the state file's layout"
+    return found.group(1)
+
+
+# --- layout, appends, compaction ---------------------------------------------------------
+
+
+def test_an_old_indented_file_loads_and_the_first_change_rewrites_it(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    old = {"version": 1, "accounts": {"A": {"QoS": {"url": "https://x/", "password": "p"}}}}
+    path.write_text(json.dumps(old, indent=2) + "\n", "utf-8")
+    store = RegistrationStore(path)
+    assert store.snapshot() == old
+    store.put("B", "QoS", callback(1))
+    lines = path.read_text("utf-8").splitlines()
+    assert lines == [
+        f'{{"version": 1, "revision": "{revision(path)}", "accounts": {{',
+        '"A": {"QoS": {"url": "https://x/", "password": "p"}}',
+        ',"B": {"QoS": {"url": "https://hooks.example.com/1"}}',
+        "}}",
+    ]
+
+
+def test_changes_are_appended_and_the_last_line_of_an_account_counts(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    store = RegistrationStore(path)
+    store.put("A", "QoS", callback(0))
+    inode, first = os.stat(path).st_ino, revision(path)
+    for n in range(1, 20):
+        store.put("A", f"Service{n}", callback(n))
+    store.remove("A", "QoS")
+    assert (os.stat(path).st_ino, revision(path)) == (inode, first)  # appended in place
+    lines = path.read_text("utf-8").splitlines()
+    assert len(lines) == 1 + 21 + 1  # the header, a line per change, the closing
+    assert all(line.lstrip(",").startswith('"A": ') for line in lines[1:-1])
+    assert json.loads(path.read_text("utf-8"))["accounts"] == store.snapshot()["accounts"]
+    assert RegistrationStore(path).snapshot() == store.snapshot()
+
+
+def test_the_file_is_compacted_once_it_has_doubled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(statefile, "APPEND_SLACK_BYTES", 0)
+    path = tmp_path / "state.json"
+    store = RegistrationStore(path)
+    revisions: list[str] = []
+    for n in range(40):
+        store.put("A", f"Service{n % 5}", callback(n))
+        revisions.append(revision(path))
+        if len(revisions) > 1 and revisions[-1] != revisions[-2]:  # rewritten, compacted
+            assert len(path.read_text("utf-8").splitlines()) == 3
+        assert json.loads(path.read_text("utf-8"))["accounts"] == store.snapshot()["accounts"]
+    assert 2 < len(set(revisions)) < 40  # some changes appended, some rewrote the file
+    assert RegistrationStore(path).snapshot() == store.snapshot()
+
+
+@pytest.mark.parametrize("landed", [1, 2, 3, 10, -4, -3, -2, -1])
+def test_an_append_cut_short_loses_nothing_acknowledged(tmp_path: Path, landed: int) -> None:
+    """A crash (or a reader) mid-append meets the bytes that landed so far, then what is
+    left of the closing ``}}``: the incomplete last line is dropped."""
+    path = tmp_path / "state.json"
+    store = RegistrationStore(path)
+    store.put("A", "QoS", callback(1))
+    store.put("B", "QoS", callback(2))
+    before = path.read_bytes()
+    store.put("C", "QoS", callback(3))
+    closing = len(before) - len(b"}}\n")
+    data = path.read_bytes()[closing:]
+    assert path.read_bytes()[:closing] == before[:closing]  # the change was appended
+    count = landed if landed > 0 else len(data) + landed
+    path.write_bytes(before[:closing] + data[:count] + before[closing + count :])
+    loaded = RegistrationStore(path)
+    accounts = loaded.snapshot()["accounts"]
+    assert accounts["A"] == {"QoS": callback(1).to_dict()}
+    assert accounts["B"] == {"QoS": callback(2).to_dict()}
+    if count < len(data) - len(b"}}\n"):  # the line of C did not land whole
+        assert "C" not in accounts
+    elif "C" in accounts:
+        assert accounts["C"] == {"QoS": callback(3).to_dict()}
+    loaded.put("D", "QoS", callback(4))  # the next change makes the file whole again
+    assert json.loads(path.read_text("utf-8"))["accounts"] == loaded.snapshot()["accounts"]
 
 
 # --- two stores in one process -----------------------------------------------------------
@@ -109,6 +196,7 @@ def test_a_failed_commit_leaves_what_the_file_holds(
         raise OSError(28, "No space left on device")
 
     with monkeypatch.context() as patched:
+        patched.setattr(StateFile, "save", refuse)
         patched.setattr(StateFile, "rewrite", refuse)
         with pytest.raises(OSError, match="No space"):
             store.put("A", "DeviceUsage", callback(2))

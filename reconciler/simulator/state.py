@@ -13,22 +13,25 @@ simulator), so it is created private (0600) and never logged. Tokens, sessions a
 lockouts live in memory only.
 
 Several processes may share one state file (two ``--simulator`` runs in one directory, a
-``simulator serve`` beside them) and lose nothing of each other's writes, and every
-acknowledged write is on disk:
+``simulator serve`` beside them) and lose nothing of each other's writes, every
+acknowledged write is on disk, and a write costs about the same however big the file is:
 
 - A change is applied under a cross-process lock, to the file's current content: if
   another process wrote since this one last read or wrote (a cheap check, no parsing), the
   file is read again first. Reads check too, so a list shows what another process did.
-  Layout and change check: :mod:`reconciler.simulator.statefile`.
+- The file is its own write-ahead log: a change appends a line per account it changed,
+  holding all that account's registrations (the last line of an account counts, as
+  ``json.load`` reads it), fsync'ed in place. When the file has doubled since it was last
+  rewritten, a change rewrites it whole and compacted instead (temporary file, fsync,
+  rename, directory fsync), so writes cost amortized O(accounts changed), not O(file).
+  Layout, change check and appends cut short: :mod:`reconciler.simulator.statefile`.
 - Group commit: a writer queues its change; whichever writer gets the store's lock next
-  applies every queued change and writes the file once for all of them (temporary file,
-  fsync, rename, directory fsync), and each waits for the write holding its change. The
-  file is rewritten whole, but concurrent requests share one write, and only the accounts
-  changed since are serialized again. A change is acknowledged only once it is on disk.
-  If the write fails, the store forgets which version of the file it holds, so its next
-  access reads the file again: memory never shows a change the file lacks.
+  applies every queued change and writes them all with one fsync, and each waits for the
+  write holding its change. A change is acknowledged only once it is on disk. If the
+  write fails, the store forgets which version of the file it holds, so its next access
+  reads the file again: memory never shows a change the file lacks.
 
-Files older simulators wrote (indented, no revision) load.
+Files older simulators wrote (indented, no revision) load; the first change rewrites them.
 """
 
 from __future__ import annotations
@@ -216,9 +219,16 @@ class RegistrationStore:
             change.result = change.apply()
 
     def _save(self, file: StateFile) -> None:
-        """Write the file if the commit changed anything."""
-        if self._changed:
-            file.rewrite([self._line(account) for account in self._accounts])
+        """Write what the commit changed: the lines of the accounts it changed."""
+        if not self._changed:
+            return
+        if not self._accounts:  # nothing left: an empty file rather than lines of {}
+            file.rewrite([])
+            return
+        file.save(
+            [self._line(account) for account in self._changed],
+            lambda: [self._line(account) for account in self._accounts],
+        )
 
     def _changing(self, account: str) -> dict[str, StoredCallback]:
         """The account's registrations, to change (its line is written again)."""
@@ -238,13 +248,13 @@ class RegistrationStore:
         self._json.clear()
 
     def _line(self, account: str) -> str:
-        """The state file's line for ``account``: all its registrations."""
+        """The state file's line for ``account``: all its registrations (``{}``: none)."""
         text = self._json.get(account)
         if text is None:
-            services = self._accounts[account]
-            text = self._json[account] = json.dumps(
-                {service: cb.to_dict() for service, cb in services.items()}
-            )
+            services = self._accounts.get(account, {})
+            text = json.dumps({service: cb.to_dict() for service, cb in services.items()})
+            if services:
+                self._json[account] = text
         return f"{json.dumps(account)}: {text}"
 
 

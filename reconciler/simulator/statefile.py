@@ -5,20 +5,29 @@ The file is one JSON document, one account a line::
     {"version": 1, "revision": "3f09c2d4a1b7e865", "accounts": {
     "0252012345-00001": {"DeviceUsage": {"url": "..."}}
     ,"0252012345-00002": {"QoS": {"url": "..."}}
+    ,"0252012345-00001": {"DeviceUsage": {"url": "..."}, "QoS": {"url": "..."}}
     }}
 
-What each line holds is the store's business (:mod:`reconciler.simulator.state`). Every
-write replaces the whole file (atomically, durably: :func:`write_atomically`) with a new
-random ``revision``. Files without a revision, indented (older simulators wrote them),
-still load.
+What each line holds is the store's business (:mod:`reconciler.simulator.state`): an
+account and all its registrations (``{}``: none left). A change appends the lines of the
+accounts it changed in place of the closing ``}}`` (one write, fsync'ed); an account may
+so appear more than once, and its last line counts, as ``json.load`` reads it. When the
+file would grow past twice its size at its last rewrite (+64 KiB), or the process has read
+it since it last wrote it, the file is rewritten instead: compacted, with a new random
+``revision``, atomically (:func:`write_atomically`). Files without a revision, indented
+(older simulators wrote them), still load; the first change rewrites them.
+
+A crash or a reader mid-append can meet an incomplete last line (a prefix of the append,
+followed by what is left of ``}}``): that line is dropped, as it was never acknowledged.
 
 Whether another process wrote since this one last read or wrote is answered without
 parsing: the file's ``(st_dev, st_ino, st_mtime_ns, st_size)`` and the revision at its
-start must both be what this process saw. The stat alone would not do: once the version
-this process saw is replaced, its inode number is free, and a later rewrite of the same
-size within the same tick of the file system's timestamp clock (1-10 ms on Linux, 2 s on
-FAT) may get it and look identical. The stat catches writers that keep the revision (an
-edit in place). A file whose start carries no revision always counts as changed.
+start must both be what this process saw. An append always makes the file longer; a
+rewrite sets a new revision. The stat alone would not do: once the version this process
+saw is replaced, its inode number is free, and a later rewrite of the same size within the
+same tick of the file system's timestamp clock (1-10 ms on Linux, 2 s on FAT) may get it
+and look identical. The stat catches writers that keep the revision (an edit in place). A
+file whose start carries no revision always counts as changed.
 
 The lock is ``<name>.lock`` beside the file (advisory: every simulator takes it), opened
 once and locked with ``filelock``'s descriptor lock (``flock`` on POSIX, ``LockFileEx`` on
@@ -46,13 +55,14 @@ from typing import Any, TypeVar
 from filelock import lock_descriptor, unlock_descriptor
 
 from reconciler.simulator.errors import SimulatorError
-from reconciler.simulator.fileio import write_atomically
+from reconciler.simulator.fileio import write_at, write_atomically
 
 STATE_VERSION = 1
 LOCK_POLL_SECONDS = 0.05
 # A holder keeps the lock for one write (milliseconds); past this, something is stuck, and
 # the request fails (500) rather than hangs.
 LOCK_TIMEOUT_SECONDS = 30.0
+APPEND_SLACK_BYTES = 64 * 1024
 _HEADER = '{{"version": {version}, "revision": "{revision}", "accounts": {{\n'
 _TRAILER = b"}}\n"
 _HEADER_BYTES = 64
@@ -76,6 +86,15 @@ def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
 
 
+@dataclass(frozen=True)
+class _Written:
+    """The file as this process last wrote it (and has not read since): where to append."""
+
+    size: int
+    rewritten_size: int  # its size at its last rewrite: the bound on appends
+    empty: bool  # no account line yet
+
+
 class StateFile:
     """One state file, its lock and the version of it last seen.
 
@@ -88,6 +107,7 @@ class StateFile:
         self._lock_fd: int | None = None
         self._close_lock: Callable[[], None] = lambda: None
         self._seen: _Seen | None = None  # None: nothing known, the next check reads
+        self._written: _Written | None = None  # None: the next write rewrites
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -121,6 +141,7 @@ class StateFile:
     def forget(self) -> None:
         """Forget the version last seen: the next :meth:`changed` says True."""
         self._seen = None
+        self._written = None
 
     def changed(self) -> bool:
         """Whether the file is not (or may not be) the version last read or written."""
@@ -144,8 +165,8 @@ class StateFile:
         """The ``accounts`` value through ``parse``; None when there is no file.
 
         One open file is stat'ed and read, so what is remembered as seen is what was read
-        (writers replace the file whole, so this needs no lock). Nothing is remembered when
-        the file is unreadable or ``parse`` raises.
+        (a rewrite replaces the file whole; an append only lengthens it, so this needs no
+        lock). Nothing is remembered when the file is unreadable or ``parse`` raises.
         """
         self.forget()
         try:
@@ -163,6 +184,22 @@ class StateFile:
         self._seen = _Seen(key, revision if isinstance(revision, str) else None)
         return accounts
 
+    def save(self, changed: list[str], everything: Callable[[], list[str]]) -> None:
+        """Persist a change: append the ``changed`` account lines (not empty) or, when an
+        append is not allowed, :meth:`rewrite` the file from ``everything()``."""
+        written, seen = self._written, self._seen
+        self.forget()  # until the write is done, what the file holds is not known
+        if written is not None and seen is not None:
+            text = ("" if written.empty else ",") + "\n,".join(changed) + "\n"
+            data = text.encode("utf-8") + _TRAILER
+            start = written.size - len(_TRAILER)
+            if start + len(data) <= 2 * written.rewritten_size + APPEND_SLACK_BYTES:
+                st = write_at(self.path, start, data)
+                self._seen = _Seen(_stat_key(st), seen.revision)
+                self._written = _Written(st.st_size, written.rewritten_size, empty=False)
+                return
+        self.rewrite(everything())
+
     def rewrite(self, lines: list[str]) -> None:
         """Replace the file: ``lines`` (one per account), a new revision. Durable when this
         returns; on an error the file is the old one, and is forgotten all the same."""
@@ -176,12 +213,15 @@ class StateFile:
         with contextlib.suppress(OSError):
             st = os.stat(self.path)
             self._seen = _Seen(_stat_key(st), revision)
+            self._written = _Written(st.st_size, st.st_size, empty=not lines)
 
     def _decode(self, raw: bytes) -> dict[str, Any]:
         try:
             document = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise self._unreadable(exc) from None
+            document = _without_torn_line(raw)
+            if document is None:
+                raise self._unreadable(exc) from None
         if not isinstance(document, dict) or document.get("version") != STATE_VERSION:
             raise SimulatorError(
                 f"simulator state file {self.path} is not a version {STATE_VERSION} state document"
@@ -195,3 +235,16 @@ class StateFile:
             f"simulator state file {self.path} is not valid JSON (line {exc.lineno}, "
             f"column {exc.colno}: {exc.msg}); fix or delete it"
         )
+
+
+def _without_torn_line(raw: bytes) -> Any:
+    """The document without its last line, if that makes a whole one of this layout (an
+    append cut short: never acknowledged); else None."""
+    if not _REVISION.match(raw):
+        return None
+    cut = raw.rstrip(b"\n").rfind(b"\n") + 1
+    if cut == 0:
+        return None
+    with contextlib.suppress(UnicodeDecodeError, json.JSONDecodeError):
+        return json.loads((raw[:cut] + _TRAILER).decode("utf-8"))
+    return None
