@@ -72,6 +72,14 @@ def simulator(path: Path | None) -> Simulator:
     return Simulator(SimulatorConfig(credentials=CREDS), state_path=path)
 
 
+def stored(path: Path) -> dict[str, Any]:
+    """The state file's document without its revision (new with every write): the shape
+    of a snapshot."""
+    document: dict[str, Any] = json.loads(path.read_text("utf-8"))
+    assert re.fullmatch("[0-9a-f]{16}", document.pop("revision"))
+    return document
+
+
 # --- store unit tests --------------------------------------------------------------------
 
 
@@ -83,7 +91,7 @@ def test_store_put_replace_remove(tmp_path: Path) -> None:
     assert store.remove("a", "DeviceUsage") == StoredCallback("https://x/2")
     assert store.remove("a", "DeviceUsage") is None
     assert store.snapshot() == {"version": 1, "accounts": {}}
-    assert json.loads((tmp_path / "s.json").read_text()) == store.snapshot()
+    assert stored(tmp_path / "s.json") == store.snapshot()
 
 
 def test_stored_callback_repr_hides_the_password() -> None:
@@ -120,10 +128,12 @@ def test_a_refused_write_changes_nothing(tmp_path: Path, monkeypatch: pytest.Mon
         headers = session_headers(sim.base_url)
         assert register(sim.base_url, headers, ACCOUNT, "QoS") == 200
 
-        def refuse(path: Path, text: str) -> None:
+        def refuse(*args: Any) -> None:
             raise OSError(28, "No space left on device")
 
-        monkeypatch.setattr("reconciler.simulator.state.write_atomically", refuse)
+        # Both ways a change reaches the file: appended, or the file rewritten.
+        monkeypatch.setattr("reconciler.simulator.statefile.write_at", refuse)
+        monkeypatch.setattr("reconciler.simulator.statefile.write_atomically", refuse)
         assert register(sim.base_url, headers, ACCOUNT, "DeviceUsage") == 500
         assert list(sim.snapshot()["accounts"][ACCOUNT]) == ["QoS"]
     assert list(json.loads(path.read_text())["accounts"][ACCOUNT]) == ["QoS"]
@@ -166,7 +176,7 @@ def test_registrations_survive_a_restart(tmp_path: Path) -> None:
         assert register(sim.base_url, headers, ACCOUNT, "DeviceUsage", password="pw") == 200
         assert register(sim.base_url, headers, "TestAccount-2", "QoS") == 200
         before = sim.snapshot()
-    assert json.loads(path.read_text("utf-8")) == before
+    assert stored(path) == before
     with simulator(path) as sim:
         assert sim.snapshot() == before
         r = requests.get(
@@ -197,8 +207,10 @@ def test_state_file_is_private_and_no_temp_files_are_left(tmp_path: Path) -> Non
             timeout=TIMEOUT,
         )
         assert r.status_code == 200
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+    # The lock file stays (removing it would race with a process about to open it).
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json", "state.json.lock"]
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "state.json.lock").stat().st_mode) == 0o600
     assert list(json.loads(path.read_text())["accounts"][ACCOUNT]) == [
         "DeviceUsage",
         "AlertService",
@@ -210,7 +222,7 @@ def test_admin_reset_empties_the_state_file(tmp_path: Path) -> None:
     with simulator(path) as sim:
         assert register(sim.base_url, session_headers(sim.base_url), ACCOUNT, "QoS") == 200
         assert requests.post(f"{sim.base_url}/_simulator/reset", timeout=TIMEOUT).status_code == 200
-    assert json.loads(path.read_text()) == {"version": 1, "accounts": {}}
+    assert stored(path) == {"version": 1, "accounts": {}}
 
 
 @pytest.mark.parametrize(
@@ -284,8 +296,8 @@ def test_concurrent_registrations_all_land(tmp_path: Path) -> None:
     assert {a: sorted(s) for a, s in snapshot["accounts"].items()} == {
         f"acct-{i}": sorted(services) for i in range(8)
     }
-    assert json.loads(path.read_text()) == snapshot
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+    assert stored(path) == snapshot
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json", "state.json.lock"]
 
 
 # The real command a user runs: `tscallbacks simulator serve`.
@@ -327,7 +339,7 @@ def test_state_file_survives_sigkill_mid_burst(tmp_path: Path) -> None:
                             headers=headers,
                             timeout=TIMEOUT,
                         )
-                    except requests.ConnectionError:
+                    except requests.RequestException:  # refused, or cut off mid-answer
                         return
                     if r.status_code == 200:
                         acknowledged.append(account)

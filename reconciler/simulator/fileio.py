@@ -1,7 +1,7 @@
-"""The state file's writer: a reader, or a crash, sees the old content or the new.
+"""The state file's writers: a whole new file atomically, or more bytes at a known place.
 
-The simulator owns this rather than sharing the product's writer: its persistence is
-expected to grow its own rules (locking, batching) without touching the product.
+The simulator owns these rather than sharing the product's writer: its persistence has its
+own rules (locking, batching) that the product does not need.
 """
 
 from __future__ import annotations
@@ -37,3 +37,15 @@ def write_atomically(path: Path, text: str) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def write_at(path: Path, offset: int, data: bytes) -> os.stat_result:
+    """Write ``data`` into the existing file ``path`` at ``offset`` and fsync it; returns
+    the file's stat after the write. A reader, or a crash, may see part of ``data``: the
+    caller must be able to tell (the state file's last line is then incomplete)."""
+    with path.open("r+b") as handle:
+        handle.seek(offset)
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+        return os.fstat(handle.fileno())

@@ -296,6 +296,7 @@ class Simulator:
             thread.join()
         self._server.close_connections()
         self._server.server_close()
+        self._store.close()
 
     def requests(self) -> list[RequestRecord]:
         return self._log.records()

@@ -1,15 +1,37 @@
 """The simulator's state: registrations (persisted), auth sessions and the request log.
 
-The state file is JSON, written atomically after every change::
+Registrations may be persisted in a JSON state file, one account a line::
 
-    {"version": 1,
-     "accounts": {"0252012345-00001": {"DeviceUsage": {"url": "...", "username": "...",
-                                                       "password": "..."}}}}
+    {"version": 1, "revision": "3f09c2d4a1b7e865", "accounts": {
+    "0252012345-00001": {"DeviceUsage": {"url": "...", "username": "...", "password": "..."}}
+    ,"0252012345-00002": {"QoS": {"url": "..."}}
+    }}
 
 ``username``/``password`` (and ``httpHeaders``, an object of strings, for families that
 take it) appear only when set. The file holds callback passwords in clear (it is a
 simulator), so it is created private (0600) and never logged. Tokens, sessions and
 lockouts live in memory only.
+
+Several processes may share one state file (two ``--simulator`` runs in one directory, a
+``simulator serve`` beside them) and lose nothing of each other's writes, every
+acknowledged write is on disk, and a write costs about the same however big the file is:
+
+- A change is applied under a cross-process lock, to the file's current content: if
+  another process wrote since this one last read or wrote (a cheap check, no parsing), the
+  file is read again first. Reads check too, so a list shows what another process did.
+- The file is its own write-ahead log: a change appends a line per account it changed,
+  holding all that account's registrations (the last line of an account counts, as
+  ``json.load`` reads it), fsync'ed in place. When the file has doubled since it was last
+  rewritten, a change rewrites it whole and compacted instead (temporary file, fsync,
+  rename, directory fsync), so writes cost amortized O(accounts changed), not O(file).
+  Layout, change check and appends cut short: :mod:`reconciler.simulator.statefile`.
+- Group commit: a writer queues its change; whichever writer gets the store's lock next
+  applies every queued change and writes them all with one fsync, and each waits for the
+  write holding its change. A change is acknowledged only once it is on disk. If the
+  write fails, the store forgets which version of the file it holds, so its next access
+  reads the file again: memory never shows a change the file lacks.
+
+Files older simulators wrote (indented, no revision) load; the first change rewrites them.
 """
 
 from __future__ import annotations
@@ -24,15 +46,17 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from reconciler.simulator.credentials import ClientCredentials
 from reconciler.simulator.errors import SimulatorError
-from reconciler.simulator.fileio import write_atomically
+from reconciler.simulator.statefile import STATE_VERSION, StateFile
 
-STATE_VERSION = 1
 MAX_FAILED_LOGINS = 5
 REQUEST_LOG_LIMIT = 10_000  # a long-running server must not grow without bound
+
+T = TypeVar("T")
+Accounts = dict[str, dict[str, "StoredCallback"]]
 
 
 @dataclass(frozen=True)
@@ -60,78 +84,181 @@ class StoredCallback:
         return data
 
 
+class StateFileError(RuntimeError):
+    """The state file turned unreadable while serving (a 500, not the client's mistake)."""
+
+
+class _Change(Generic[T]):
+    """A queued change: applied to the store's memory by whichever writer commits it."""
+
+    def __init__(self, apply: Callable[[], T]) -> None:
+        self.apply = apply
+        self.done = False
+        self.result: T | None = None
+        self.error: BaseException | None = None
+
+
 class RegistrationStore:
     """Registrations per account and service; every change is persisted before it counts."""
 
     def __init__(self, path: Path | None = None) -> None:
-        self._path = path
-        self._lock = threading.Lock()
-        self._accounts: dict[str, dict[str, StoredCallback]] = {}
         if path is not None and not path.parent.is_dir():
             raise SimulatorError(f"simulator state directory {path.parent} does not exist")
-        if path is not None and path.exists():
-            self._accounts = _load(path)
+        self._file = StateFile(path) if path is not None else None
+        self._lock = threading.Lock()  # memory, the file, and one commit at a time
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Change[Any]] = []
+        self._accounts: Accounts = {}
+        # Each account's registrations as JSON, once rendered (until the account changes).
+        self._json: dict[str, str] = {}
+        self._changed: dict[str, None] = {}  # accounts the commit under way changed, in order
+        if self._file is not None:
+            self._accounts = self._file.read(_parse_accounts) or {}
 
     @property
     def path(self) -> Path | None:
-        return self._path
+        return self._file.path if self._file is not None else None
 
     def registrations(self, account: str) -> list[tuple[str, StoredCallback]]:
         """(service, registration) pairs of one account, in registration order."""
         with self._lock:
+            self._refresh()
             return list(self._accounts.get(account, {}).items())
 
     def put(self, account: str, service: str, callback: StoredCallback) -> None:
         """Register, replacing any registration of the same service."""
-        with self._lock:
-            updated = _copy(self._accounts)
-            updated.setdefault(account, {})[service] = callback
-            self._commit(updated)
+
+        def change() -> None:
+            self._changing(account)[service] = callback
+
+        self._commit(change)
 
     def replace(self, account: str, service: str, callback: StoredCallback) -> bool:
         """Replace an existing registration; False (nothing written) when there is none."""
-        with self._lock:
+
+        def change() -> bool:
             if service not in self._accounts.get(account, {}):
                 return False
-            updated = _copy(self._accounts)
-            updated[account][service] = callback
-            self._commit(updated)
+            self._changing(account)[service] = callback
             return True
+
+        return self._commit(change)
 
     def remove(self, account: str, service: str) -> StoredCallback | None:
         """Deregister; returns what was removed, or None when it was not registered."""
-        with self._lock:
+
+        def change() -> StoredCallback | None:
             current = self._accounts.get(account, {}).get(service)
-            if current is None:
-                return None
-            updated = _copy(self._accounts)
-            del updated[account][service]
-            if not updated[account]:
-                del updated[account]
-            self._commit(updated)
+            if current is not None:
+                services = self._changing(account)
+                del services[service]
+                if not services:
+                    del self._accounts[account]
             return current
 
+        return self._commit(change)
+
     def clear(self) -> None:
-        with self._lock:
-            self._commit({})
+        def change() -> None:
+            for account in list(self._accounts):
+                self._changing(account)
+            self._accounts.clear()
+
+        self._commit(change)
 
     def snapshot(self) -> dict[str, Any]:
-        """Everything, in the state file's shape (a fresh copy)."""
+        """Everything, in the state file's shape without its revision (a fresh copy)."""
         with self._lock:
+            self._refresh()
             return _to_document(self._accounts)
 
-    def _commit(self, accounts: dict[str, dict[str, StoredCallback]]) -> None:
-        # Write first: if the disk refuses, memory must not claim a change the file lacks.
-        if self._path is not None:
-            write_atomically(self._path, json.dumps(_to_document(accounts), indent=2) + "\n")
+    def close(self) -> None:
+        """Let go of the state file's lock file (a later change opens it again)."""
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+
+    # --- group commit ---------------------------------------------------------------------
+
+    def _commit(self, apply: Callable[[], T]) -> T:
+        """Queue a change; return its result once a write holding it is durable."""
+        change = _Change(apply)
+        with self._queue_lock:
+            self._queue.append(change)
+        with self._lock:
+            if not change.done:  # no other writer took it along: commit the queue
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._write(batch)
+        if change.error is not None:
+            raise change.error
+        return cast(T, change.result)
+
+    def _write(self, batch: list[_Change[Any]]) -> None:
+        self._changed.clear()
+        try:
+            if self._file is None:
+                self._apply(batch)
+            else:
+                with self._file.locked():
+                    self._refresh()
+                    self._apply(batch)
+                    self._save(self._file)
+        except BaseException as exc:  # every change of the batch failed
+            if self._file is not None:
+                # Memory may hold changes the file lacks: the next access reads the file.
+                self._file.forget()
+            for change in batch:
+                change.error = exc
+        finally:
+            for change in batch:
+                change.done = True
+
+    def _apply(self, batch: list[_Change[Any]]) -> None:
+        for change in batch:
+            change.result = change.apply()
+
+    def _save(self, file: StateFile) -> None:
+        """Write what the commit changed: the lines of the accounts it changed."""
+        if not self._changed:
+            return
+        if not self._accounts:  # nothing left: an empty file rather than lines of {}
+            file.rewrite([])
+            return
+        file.save(
+            [self._line(account) for account in self._changed],
+            lambda: [self._line(account) for account in self._accounts],
+        )
+
+    def _changing(self, account: str) -> dict[str, StoredCallback]:
+        """The account's registrations, to change (its line is written again)."""
+        self._changed[account] = None
+        self._json.pop(account, None)
+        return self._accounts.setdefault(account, {})
+
+    def _refresh(self) -> None:
+        """Read the file again if another process wrote it since this one last did."""
+        if self._file is None or not self._file.changed():
+            return
+        try:
+            accounts = self._file.read(_parse_accounts) or {}
+        except SimulatorError as exc:
+            raise StateFileError(str(exc)) from None
         self._accounts = accounts
+        self._json.clear()
+
+    def _line(self, account: str) -> str:
+        """The state file's line for ``account``: all its registrations (``{}``: none)."""
+        text = self._json.get(account)
+        if text is None:
+            services = self._accounts.get(account, {})
+            text = json.dumps({service: cb.to_dict() for service, cb in services.items()})
+            if services:
+                self._json[account] = text
+        return f"{json.dumps(account)}: {text}"
 
 
-def _copy(accounts: dict[str, dict[str, StoredCallback]]) -> dict[str, dict[str, StoredCallback]]:
-    return {name: dict(services) for name, services in accounts.items()}
-
-
-def _to_document(accounts: dict[str, dict[str, StoredCallback]]) -> dict[str, Any]:
+def _to_document(accounts: Accounts) -> dict[str, Any]:
     return {
         "version": STATE_VERSION,
         "accounts": {
@@ -146,25 +273,11 @@ def is_string_map(value: Any) -> bool:
     return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
 
 
-def _load(path: Path) -> dict[str, dict[str, StoredCallback]]:
-    """Read a state file; anything unreadable is a one-line :class:`SimulatorError`."""
-    try:
-        document = json.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SimulatorError(f"cannot read simulator state file {path}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise SimulatorError(
-            f"simulator state file {path} is not valid JSON (line {exc.lineno}, column "
-            f"{exc.colno}: {exc.msg}); fix or delete it"
-        ) from None
-    if not isinstance(document, dict) or document.get("version") != STATE_VERSION:
-        raise SimulatorError(
-            f"simulator state file {path} is not a version {STATE_VERSION} state document"
-        )
-    raw_accounts = document.get("accounts", {})
+def _parse_accounts(raw_accounts: Any, path: Path) -> Accounts:
+    """The state file's ``accounts``; anything malformed is a one-line :class:`SimulatorError`."""
     if not isinstance(raw_accounts, dict):
         raise SimulatorError(f"simulator state file {path}: 'accounts' must be an object")
-    accounts: dict[str, dict[str, StoredCallback]] = {}
+    accounts: Accounts = {}
     for account, services in raw_accounts.items():
         if not isinstance(services, dict):
             raise SimulatorError(
