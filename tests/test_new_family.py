@@ -143,7 +143,7 @@ def test_the_schema_knows_the_new_services_and_their_fields() -> None:
     lines = [str(p) for p in check_schema(parsed.doc)]
     assert lines == [
         "c.yaml:6:46: $.accounts['A-1'].callbacks.Solo.username: unknown field 'username' "
-        "(Solo registrations take only: url)"
+        "(Solo registrations take only: url, protect)"
     ]
     assert "WidgetHook" in json.loads(catalog.schema_text())["$defs"]["serviceName"]["enum"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from reconciler.core import escape
 from reconciler.engine.plan import Plan
 from reconciler.engine.planner import make_plan
+from reconciler.engine.safety import SafetyPolicy, assessed
 from reconciler.render import RENDERERS, renderer
 from tests.helpers import current, desired, reg
 
@@ -67,6 +69,47 @@ def check_golden(name: str, text: str) -> None:
 def test_golden(name: str) -> None:
     suffix = {"text": "txt", "json": "json", "markdown": "md"}[name]
     check_golden(f"plan.{suffix}", render(name, sample_plan()))
+
+
+def brakes_plan() -> Plan:
+    """A protected update and 4 deletes of 10 managed: protect, the threshold and
+    --max-deletes 2 all fire."""
+    services = [
+        "AlertService",
+        "CarrierService",
+        "DevicePRLInformation",
+        "DeviceProfileService",
+        "DeviceService",
+        "DeviceSuspensionStatus",
+        "DeviceUsage",
+        "EnhancedConnectivityService",
+        "ExternalProvisioningChanges",
+        "PromoChanges",
+    ]
+    live = {s: reg(f"https://hooks.example.com/{s}") for s in services}
+    kept = {s: live[s] for s in services[:5]}
+    kept["DeviceUsage"] = replace(reg("https://hooks.example.com/moved"), protect=True)
+    return make_plan(
+        desired({"fleet-1": kept}),
+        current({"fleet-1": live}),
+        policy=SafetyPolicy(max_deletes=2),
+    )
+
+
+@pytest.mark.parametrize("name", sorted(RENDERERS))
+def test_golden_brakes(name: str) -> None:
+    suffix = {"text": "txt", "json": "json", "markdown": "md"}[name]
+    check_golden(f"plan-brakes.{suffix}", render(name, brakes_plan()))
+
+
+def test_released_brakes_say_so() -> None:
+    plan = assessed(brakes_plan(), SafetyPolicy(allow_protected=True, force=True))
+    text = render("text", plan)
+    assert "Safety: --force lets this plan through: 4 of 10 managed" in text
+    assert "Safety: --allow-protected lets this plan through: 1 change touches" in text
+    markdown = render("markdown", plan)
+    assert "**Safety:** `--force` lets this plan through: 4 of 10 managed" in markdown
+    assert json.loads(render("json", plan))["safety"]["apply_refused"] is False
 
 
 def test_golden_no_changes() -> None:

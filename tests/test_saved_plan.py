@@ -9,22 +9,28 @@ from typing import Any
 
 import pytest
 
+from reconciler.core.errors import UsageError
 from reconciler.core.families import M2M, FamilySpec, all_families
 from reconciler.core.model import CurrentState
 from reconciler.engine.plan import Plan
 from reconciler.engine.planner import families_to_read, make_plan
+from reconciler.engine.safety import SafetyPolicy
 from reconciler.engine.saved_plan import (
     PlanFileError,
+    SavedPlan,
+    check_accounts,
     check_fresh,
+    check_policy,
     check_target,
     make_saved_plan,
     read_saved_plan,
     remote_digest,
     write_saved_plan,
 )
+from reconciler.engine.target import Target, restrict, select
 from tests.helpers import current, desired, reg
 
-A = "0252012345-00001"
+A, B = "0252012345-00001", "0252012345-00002"
 U = "https://hooks.example.com/u"
 SECRET = "saved-plan-secret-value"
 
@@ -134,3 +140,110 @@ def test_other_endpoint_is_refused(tmp_path: Path) -> None:
     check_target(loaded, endpoint="https://x.example.com", path=str(path))
     with pytest.raises(PlanFileError, match=re.escape("made against https://x.example.com, not")):
         check_target(loaded, endpoint="https://y.example.com", path=str(path))
+
+
+# -- brakes' overrides and the --account target --------------------------------------------
+
+
+def saved_with(
+    tmp_path: Path, *, policy: SafetyPolicy | None = None, patterns: tuple[str, ...] = ()
+) -> tuple[Path, SavedPlan]:
+    state = desired({A: {"DeviceUsage": reg(U)}, B: {}, "lab-1": {}})
+    chosen = select(state, list(patterns))
+    have = current({a: {} for a in chosen.accounts})
+    wanted = families_to_read(restrict(state, chosen))
+    saved = make_saved_plan(
+        make_plan(restrict(state, chosen), have, policy=policy),
+        have,
+        wanted,
+        endpoint="https://x.example.com",
+        config_path="c.yaml",
+        policy=policy,
+        target=chosen,
+    )
+    path = tmp_path / "plan.json"
+    write_saved_plan(saved, str(path))
+    return path, read_saved_plan(str(path))
+
+
+def test_overrides_and_target_are_recorded(tmp_path: Path) -> None:
+    policy = SafetyPolicy(allow_protected=True, max_deletes=3)
+    path, loaded = saved_with(tmp_path, policy=policy, patterns=("0252*",))
+    assert loaded.policy == policy
+    assert loaded.target == Target(("0252*",), (A, B))
+    doc = json.loads(path.read_text())
+    assert doc["safety"] == {"allow_protected": True, "force": False, "max_deletes": 3}
+    assert doc["target"] == {"patterns": ["0252*"], "accounts": [A, B]}
+    _, untargeted = saved_with(tmp_path)
+    assert untargeted.target is None and untargeted.policy == SafetyPolicy()
+
+
+def test_a_plan_file_from_before_brakes_reads_as_no_override_no_target(tmp_path: Path) -> None:
+    path, *_ = build(tmp_path)
+    doc = json.loads(path.read_text())
+    del doc["safety"], doc["target"]
+    path.write_text(json.dumps(doc))
+    loaded = read_saved_plan(str(path))
+    assert loaded.policy == SafetyPolicy() and loaded.target is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("safety", {"allow_protected": True}),
+        ("safety", {"allow_protected": False, "force": True, "max_deletes": 2}),
+        ("target", {"patterns": [], "accounts": []}),
+        ("target", {"patterns": ["a*"], "accounts": [1]}),
+        ("target", ["a*"]),
+    ],
+)
+def test_edited_overrides_or_target_are_refused(tmp_path: Path, key: str, value: object) -> None:
+    path, *_ = build(tmp_path)
+    doc = json.loads(path.read_text())
+    doc[key] = value
+    path.write_text(json.dumps(doc))
+    with pytest.raises(PlanFileError, match="incomplete or was edited"):
+        read_saved_plan(str(path))
+
+
+def test_check_policy(tmp_path: Path) -> None:
+    path, loaded = saved_with(tmp_path, policy=SafetyPolicy(max_deletes=3))
+    where = str(path)
+    assert check_policy(loaded, SafetyPolicy(), path=where) == SafetyPolicy(max_deletes=3)
+    assert check_policy(loaded, SafetyPolicy(max_deletes=1), path=where).max_deletes == 1
+    for wider, flag in [
+        (SafetyPolicy(allow_protected=True), "--allow-protected"),
+        (SafetyPolicy(force=True), "--force"),
+        (SafetyPolicy(max_deletes=4), "--max-deletes 4"),
+    ]:
+        with pytest.raises(PlanFileError, match=f"made without {flag}; apply PLANFILE cannot"):
+            check_policy(loaded, wider, path=where)
+    _, forced = saved_with(tmp_path, policy=SafetyPolicy(force=True))
+    assert check_policy(forced, SafetyPolicy(force=True), path=where).force
+    with pytest.raises(PlanFileError, match="made with --force, which releases --max-deletes"):
+        check_policy(forced, SafetyPolicy(max_deletes=1), path=where)
+
+
+def test_check_accounts(tmp_path: Path) -> None:
+    path, loaded = saved_with(tmp_path, patterns=("0252*",))
+    where = str(path)
+    now = desired({A: {}, B: {}, "lab-1": {}, "0252999999-00001": {}})
+    # No --account: the recorded accounts, even if the patterns would now match more.
+    assert check_accounts(loaded, now, [], path=where) == loaded.target
+    assert check_accounts(loaded, now, [A, B], path=where) == loaded.target
+    with pytest.raises(PlanFileError, match=r"would widen the saved plan: it selects 'lab-1'"):
+        check_accounts(loaded, now, [A, B, "lab-*"], path=where)
+    with pytest.raises(PlanFileError, match=f"leaves out '{B}', which the saved plan covers"):
+        check_accounts(loaded, now, [A], path=where)
+    with pytest.raises(UsageError, match="matches no account"):
+        check_accounts(loaded, now, ["nothing-*"], path=where)
+    with pytest.raises(PlanFileError, match=f"stale: the configuration no longer declares '{B}'"):
+        check_accounts(loaded, desired({A: {}}), [], path=where)
+
+
+def test_check_accounts_of_an_untargeted_plan(tmp_path: Path) -> None:
+    path, loaded = saved_with(tmp_path)
+    now = desired({A: {}, B: {}, "lab-1": {}})
+    assert check_accounts(loaded, now, ["*"], path=str(path)) == Target((), (A, B, "lab-1"))
+    with pytest.raises(PlanFileError, match="leaves out"):
+        check_accounts(loaded, now, ["lab-*"], path=str(path))

@@ -43,7 +43,7 @@ def test_each_service_takes_its_familys_registration_shape() -> None:
         ref = properties[service]["$ref"]
         assert ref == f"#/$defs/{family.name}Registration"
         shape = schema["$defs"][ref.rsplit("/", 1)[1]]
-        assert set(shape["properties"]) == {"url", *family.options}
+        assert set(shape["properties"]) == {"url", *family.options, "protect"}
 
 
 def test_shipped_schema_file_is_the_generated_one() -> None:
@@ -103,7 +103,7 @@ def test_every_error_is_reported_not_just_the_first() -> None:
             "c.yaml:2:1: $.colour: unknown field 'colour' (allowed: version, accounts)",
             "c.yaml:5:12: $.accounts['A-1'].prune: expected a boolean, got an integer",
             "c.yaml:7:46: $.accounts['A-1'].callbacks.Fota.password: "
-            "unknown field 'password' (Fota registrations take only: url)",
+            "unknown field 'password' (Fota registrations take only: url, protect)",
             "c.yaml:8:20: $.accounts['A-1'].callbacks.DeviceUsage: expected a mapping, got a list",
         ]
     )
@@ -122,9 +122,9 @@ def test_one_problem_per_unknown_key_at_the_key() -> None:
     )
     assert _lines(text) == [
         "c.yaml:7:9: $.accounts['A-1'].callbacks.DeviceUsage.usr: "
-        "unknown field 'usr' (allowed: url, username, password)",
+        "unknown field 'usr' (allowed: url, username, password, protect)",
         "c.yaml:8:9: $.accounts['A-1'].callbacks.DeviceUsage.pwd: "
-        "unknown field 'pwd' (allowed: url, username, password)",
+        "unknown field 'pwd' (allowed: url, username, password, protect)",
     ]
 
 

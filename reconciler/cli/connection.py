@@ -14,7 +14,9 @@ from reconciler.core.model import CurrentState, DesiredState
 from reconciler.engine.observe import read_current
 from reconciler.engine.plan import Plan
 from reconciler.engine.planner import families_to_read, make_plan
+from reconciler.engine.safety import SafetyPolicy
 from reconciler.engine.saved_plan import EMBEDDED_SIMULATOR
+from reconciler.engine.target import Target, restrict
 from reconciler.thingspace.client import ThingSpaceClient
 from reconciler.thingspace.credentials import Credentials
 from reconciler.thingspace.endpoint import DEFAULT_ENDPOINT, normalize_endpoint
@@ -84,7 +86,19 @@ class Planned:
     wanted: dict[str, frozenset[FamilySpec]]
 
 
-def compute_plan(client: ThingSpaceClient, desired: DesiredState, *, parallelism: int) -> Planned:
+def compute_plan(
+    client: ThingSpaceClient,
+    desired: DesiredState,
+    *,
+    parallelism: int,
+    policy: SafetyPolicy | None = None,
+    target: Target | None = None,
+) -> Planned:
+    """Read and plan the target's accounts (every configured one without a target)."""
+    note = target.note() if target is not None else None
+    if target is not None:
+        desired = restrict(desired, target)
     wanted = families_to_read(desired)
     current = read_current(client, wanted, parallelism=parallelism)
-    return Planned(make_plan(desired, current), current, wanted)
+    plan = make_plan(desired, current, policy=policy, notes=(note,) if note else ())
+    return Planned(plan, current, wanted)

@@ -66,6 +66,48 @@ def _seconds(flag: str) -> Any:
     return parse
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def _brakes_and_target(verb: str) -> argparse.ArgumentParser:
+    """``--account`` and the brakes' overrides, shared by plan and apply."""
+    parent = _Parser(add_help=False)
+    group = parent.add_argument_group("targeting and safety")
+    group.add_argument(
+        "--account",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help=f"{verb} only the configured accounts matching PATTERN, a name or a shell-style "
+        "glob such as 'fleet-*' (repeatable); the others are neither read nor written",
+    )
+    group.add_argument(
+        "--allow-protected",
+        action="store_true",
+        help="let apply change or delete registrations under 'protect: true'",
+    )
+    group.add_argument(
+        "--force",
+        action="store_true",
+        help="let apply delete more than 30%% of the managed registrations (once there "
+        "are 10 or more), or more than --max-deletes",
+    )
+    group.add_argument(
+        "--max-deletes",
+        type=_count,
+        metavar="N",
+        help="apply refuses to delete more than N registrations unless --force",
+    )
+    return parent
+
+
 def _bound_parser_class(out: TextIO | None) -> type[_Parser]:
     """A parser class whose instances (sub-commands) print to ``out`` too."""
 
@@ -180,16 +222,19 @@ problem at once as FILE:LINE:COL: $.path: message. Never uses the network.""",
     plan = _command(
         sub,
         "plan",
-        parents=[debug, config, remote],
+        parents=[debug, config, remote, _brakes_and_target("plan")],
         summary="show what apply would change",
         description="""\
 Read the live registrations of the configured accounts and show what apply
 would create, update or delete. Never changes anything. With
 --detailed-exitcode the exit status tells a pipeline whether there is drift
-(0 none, 2 changes, 1 error).""",
+(0 none, 2 changes, 1 error). The plan marks protected changes and says when
+apply would refuse it; --allow-protected, --force and --max-deletes here are
+what a saved plan (--out) is applied with.""",
         examples=(
             "tscallbacks plan -c callbacks.yaml --detailed-exitcode",
             "tscallbacks plan -c callbacks.yaml --out tfplan.json  # for apply tfplan.json",
+            "tscallbacks plan -c callbacks.yaml --account 'fleet-*'",
         ),
     )
     plan.add_argument(
@@ -205,15 +250,18 @@ would create, update or delete. Never changes anything. With
     apply = _command(
         sub,
         "apply",
-        parents=[debug, config, remote],
+        parents=[debug, config, remote, _brakes_and_target("apply")],
         summary="make remote state match the configuration",
         description="""\
 Make the remote registrations match the configuration: show the plan, ask for
 'yes', then register and deregister. With PLANFILE, make exactly the changes of
-a saved plan, and refuse, changing nothing, if remote state has changed since.""",
+a saved plan, and refuse, changing nothing, if remote state has changed since.
+Refuses, changing nothing, a plan that changes protected registrations (without
+--allow-protected) or deletes too much (without --force).""",
         examples=(
             "tscallbacks apply -c callbacks.yaml",
             "tscallbacks apply --auto-approve tfplan.json   # CI, after plan --out",
+            "tscallbacks apply -c callbacks.yaml --account 'fleet-*' --max-deletes 5",
         ),
     )
     apply.add_argument(
@@ -247,7 +295,7 @@ on stderr names the variable to set.""",
         nargs="+",
         required=True,
         metavar="NAME",
-        help="account to export",
+        help="account to export: an exact name (no patterns; export reads no configuration)",
     )
     export.add_argument("-o", "--output-file", dest="output_file", metavar="FILE")
 

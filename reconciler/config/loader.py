@@ -126,6 +126,7 @@ def _desired_state(docs: list[YamlDoc], env: Mapping[str, str]) -> DesiredState:
             accounts[name] = DesiredAccount(
                 name=name,
                 prune=account.get("prune", True),
+                protect=account.get("protect", False),
                 callbacks=MappingProxyType(
                     {
                         service: _registration(entry, env)
@@ -147,4 +148,5 @@ def _registration(entry: Mapping[str, Any], env: Mapping[str, str]) -> Registrat
         url=entry["url"],
         username=resolved_username or None,
         password=Secret(resolved_password) if resolved_password else None,
+        protect=entry.get("protect", False),
     )

@@ -110,6 +110,15 @@ _OPTION_SCHEMAS: Mapping[str, dict[str, Any]] = {
 }
 
 
+# Not sent to the API: a safety setting of tscallbacks, accepted by every family's shape.
+_PROTECT_SCHEMA: Mapping[str, Any] = {
+    "type": "boolean",
+    "default": False,
+    "description": "Refuse to change this registration unless apply is given "
+    "--allow-protected. Never sent to ThingSpace.",
+}
+
+
 def registration_def(spec: FamilySpec) -> str:
     """The ``$defs`` name of a family's registration shape."""
     return f"{spec.name}Registration"
@@ -128,6 +137,7 @@ def build_schema(base: Mapping[str, Any]) -> dict[str, Any]:
             {o: _OPTION_SCHEMAS[o] for o in families.OPTIONAL_FIELDS if spec.accepts(o)}
         )
         takes = ", ".join(properties)
+        properties["protect"] = dict(_PROTECT_SCHEMA)
         defs[registration_def(spec)] = {
             "description": f"A {spec.title} callback listener; takes {takes}.",
             "type": "object",

@@ -33,6 +33,8 @@ class Registration:
     (it is not promised to return it): then password drift cannot be checked.
     ``family`` records which API listed an observed registration, so one the catalog
     does not know is still deregistered through the family that reported it.
+    ``protect`` (declared only) makes apply refuse to change it without
+    ``--allow-protected``; it is never sent to the API and is no difference by itself.
     """
 
     url: str
@@ -40,13 +42,18 @@ class Registration:
     password: Secret | None = None
     password_known: bool = True
     family: FamilySpec | None = None  # where an observed registration was listed; None if declared
+    protect: bool = False
 
 
 @dataclass(frozen=True)
 class DesiredAccount:
+    """A declared account. ``protect``: apply refuses to change or delete any of its
+    registrations (a prune included) without ``--allow-protected``."""
+
     name: str
     prune: bool
     callbacks: Mapping[str, Registration] = field(default_factory=lambda: MappingProxyType({}))
+    protect: bool = False
 
 
 @dataclass(frozen=True)

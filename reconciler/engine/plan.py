@@ -39,12 +39,21 @@ class FieldChange:
 
 @dataclass(frozen=True)
 class Change:
+    """One registration to create, update or delete.
+
+    ``protected``: it changes or deletes a registration under ``protect: true`` (its own
+    or its account's), so apply refuses it without ``--allow-protected``. ``reason``
+    says why a delete happens.
+    """
+
     action: Action
     key: Key
     family: FamilySpec
     before: Registration | None
     after: Registration | None
     fields: tuple[FieldChange, ...]
+    protected: bool = False
+    reason: str | None = None
 
     @property
     def account(self) -> str:
@@ -63,16 +72,46 @@ class Change:
             "before": registration_view(self.before),
             "after": registration_view(self.after),
             "changed_fields": [f.name for f in self.fields],
+            "protected": self.protected,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class Brake:
+    """A safety rule this plan sets off (see :mod:`reconciler.engine.safety`).
+
+    ``message`` is one line saying what fired; ``flag`` is the apply option that lets
+    the plan through; ``released`` says the plan was assessed with that option given.
+    """
+
+    rule: str  # "protected", "delete-threshold", "max-deletes"
+    message: str
+    flag: str
+    released: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "message": self.message,
+            "flag": self.flag,
+            "released": self.released,
         }
 
 
 @dataclass(frozen=True)
 class Plan:
-    """Changes in deterministic order (account, service), plus notes for the reader."""
+    """Changes in deterministic order (account, service), plus notes for the reader.
+
+    ``managed`` counts the registrations read for the planned accounts (what the delete
+    threshold is a fraction of); ``brakes`` are the safety rules the plan sets off.
+    """
 
     changes: tuple[Change, ...]
     notes: tuple[str, ...] = ()
     accounts: tuple[str, ...] = ()
+    managed: int = 0
+    brakes: tuple[Brake, ...] = ()
 
     @property
     def has_changes(self) -> bool:
@@ -81,6 +120,11 @@ class Plan:
     def counts(self) -> dict[Action, int]:
         counted = Counter(c.action for c in self.changes)
         return {action: counted.get(action, 0) for action in ACTION_ORDER}
+
+    @property
+    def refused(self) -> bool:
+        """Apply refuses this plan: a brake fired and its flag was not given."""
+        return any(not brake.released for brake in self.brakes)
 
     def summary_line(self) -> str:
         n = self.counts()
@@ -96,6 +140,11 @@ class Plan:
             "changes": [c.to_dict() for c in self.changes],
             "summary": {a.value: n for a, n in self.counts().items()},
             "notes": list(self.notes),
+            "safety": {
+                "managed": self.managed,
+                "apply_refused": self.refused,
+                "brakes": [b.to_dict() for b in self.brakes],
+            },
         }
 
 

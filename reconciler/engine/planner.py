@@ -18,9 +18,10 @@ from deepdiff import DeepDiff
 
 from reconciler.core import catalog
 from reconciler.core.families import FamilySpec, all_families
-from reconciler.core.model import CurrentState, DesiredState, Key, Registration
+from reconciler.core.model import CurrentState, DesiredAccount, DesiredState, Key, Registration
 from reconciler.core.secrets import Secret
 from reconciler.engine.plan import Action, Change, FieldChange, Plan, password_view
+from reconciler.engine.safety import SafetyPolicy, assess
 
 _FIELDS = ("url", "username", "password")
 # Passwords are compared through an HMAC under a key that lives only in this process,
@@ -136,17 +137,41 @@ def _differences(
     return created, deleted, updated
 
 
-def make_plan(desired: DesiredState, current: CurrentState) -> Plan:
+def delete_reason(service: str) -> str:
+    """Why the plan deletes an undeclared ``service`` (it does so only when pruning)."""
+    known = catalog.family_of(service) is not None
+    what = "not declared" if known else "not declared (a service tscallbacks does not know)"
+    return f"{what}; prune is on for this account"
+
+
+def _protected(account: DesiredAccount, action: Action, want: Registration | None) -> bool:
+    """A change apply holds back without --allow-protected: an update or a delete of a
+    registration under ``protect`` (its own or its account's). Creates never are."""
+    if action is Action.CREATE:
+        return False
+    return account.protect or (want is not None and want.protect)
+
+
+def make_plan(
+    desired: DesiredState,
+    current: CurrentState,
+    *,
+    policy: SafetyPolicy | None = None,
+    notes: tuple[str, ...] = (),
+) -> Plan:
     """Diff declared registrations against observed ones.
 
     Only declared accounts are considered. With ``prune`` an undeclared remote service is
     deleted; without it, it is left alone and mentioned in a note. When the API did not
-    return a password, password drift cannot be checked and a note says so.
+    return a password, password drift cannot be checked and a note says so. The plan's
+    brakes are assessed with ``policy`` (every brake holding when None); ``notes`` go
+    first among its notes.
     """
     created, deleted, updated = _differences(desired, current)
     changes: list[Change] = []
     for key in sorted(created | deleted | set(updated)):
-        want = desired.accounts[key.account].callbacks.get(key.service)
+        account = desired.accounts[key.account]
+        want = account.callbacks.get(key.service)
         have = current.get(key)
         family = family_for(key.service, have)
         if key in created and want is not None:
@@ -154,15 +179,23 @@ def make_plan(desired: DesiredState, current: CurrentState) -> Plan:
             changes.append(Change(Action.CREATE, key, family, None, want, fields))
         elif key in deleted and have is not None:
             fields = _field_changes(have, None, _FIELDS)
-            changes.append(Change(Action.DELETE, key, family, have, None, fields))
+            protected = _protected(account, Action.DELETE, None)
+            reason = delete_reason(key.service)
+            changes.append(
+                Change(Action.DELETE, key, family, have, None, fields, protected, reason)
+            )
         elif want is not None and have is not None:
             names = tuple(name for name in _FIELDS if name in updated[key])
             fields = _field_changes(have, want, names)
-            changes.append(Change(Action.UPDATE, key, family, have, want, fields))
+            protected = _protected(account, Action.UPDATE, want)
+            changes.append(Change(Action.UPDATE, key, family, have, want, fields, protected))
+    managed = sum(len(current.accounts.get(name, {})) for name in desired.accounts)
     return Plan(
         changes=tuple(changes),
-        notes=_notes(desired, current),
+        notes=(*notes, *_notes(desired, current)),
         accounts=tuple(sorted(desired.accounts)),
+        managed=managed,
+        brakes=assess(changes, managed, policy or SafetyPolicy()),
     )
 
 

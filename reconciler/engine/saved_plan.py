@@ -7,6 +7,10 @@ nothing, unless the remote state is unchanged and the fresh plan is exactly the 
 one. Password values are never recorded, not even hashed (a hash of a short password
 can be brute-forced from a CI artifact): the digest covers only whether a password is
 set, so a password changed behind our back counts only when it changes the plan.
+
+It also records the brakes' overrides and the ``--account`` target the plan was made
+with: what was reviewed. ``apply PLANFILE`` runs with them, and refuses an override or
+a target that would widen them (a stricter ``--max-deletes`` is honoured).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,8 +27,10 @@ from reconciler import __version__
 from reconciler.core.errors import OutputError, TscError
 from reconciler.core.families import FamilySpec, by_name
 from reconciler.core.fileio import write_atomically
-from reconciler.core.model import CurrentState
+from reconciler.core.model import CurrentState, DesiredState
 from reconciler.engine.plan import FORMAT_VERSION, Plan, password_view
+from reconciler.engine.safety import SafetyPolicy
+from reconciler.engine.target import Target, select
 
 KIND = "tscallbacks-saved-plan"
 EMBEDDED_SIMULATOR = "embedded-simulator"
@@ -44,6 +50,8 @@ class SavedPlan:
     remote_digest: str
     created_at: str
     tscallbacks_version: str = __version__
+    policy: SafetyPolicy = field(default_factory=SafetyPolicy)  # the overrides it was made with
+    target: Target | None = None  # the --account target; None: every configured account
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,8 +62,16 @@ class SavedPlan:
             "endpoint": self.endpoint,
             "config_path": self.config_path,
             "remote": {"families": self.families, "digest": self.remote_digest},
+            "safety": self.policy.to_dict(),
+            "target": None
+            if self.target is None
+            else {"patterns": list(self.target.patterns), "accounts": list(self.target.accounts)},
             "plan": self.plan,
         }
+
+    def accounts(self) -> list[str]:
+        """The accounts the plan covers."""
+        return list(self.target.accounts) if self.target is not None else sorted(self.families)
 
     def wanted(self) -> dict[str, frozenset[FamilySpec]]:
         return {
@@ -92,6 +108,8 @@ def make_saved_plan(
     *,
     endpoint: str,
     config_path: str,
+    policy: SafetyPolicy | None = None,
+    target: Target | None = None,
 ) -> SavedPlan:
     return SavedPlan(
         plan=plan.to_dict(),
@@ -100,6 +118,8 @@ def make_saved_plan(
         families={a: sorted(f.name for f in fams) for a, fams in sorted(wanted.items())},
         remote_digest=remote_digest(current, wanted),
         created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        policy=policy or SafetyPolicy(),
+        target=target if target is not None and target.targeted else None,
     )
 
 
@@ -145,6 +165,14 @@ def read_saved_plan(path: str) -> SavedPlan:
         and _families_ok(remote.get("families"))
     ):
         raise bad("it is incomplete or was edited")
+    # Plans written before brakes and targeting existed hold neither: no override, no target.
+    policy = SafetyPolicy.from_dict(doc.get("safety", SafetyPolicy().to_dict()))
+    try:
+        target = _target(doc.get("target"))
+    except ValueError:
+        raise bad("it is incomplete or was edited") from None
+    if policy is None:
+        raise bad("it is incomplete or was edited")
     return SavedPlan(
         plan=plan,
         endpoint=doc["endpoint"],
@@ -153,7 +181,27 @@ def read_saved_plan(path: str) -> SavedPlan:
         remote_digest=remote["digest"],
         created_at=doc["created_at"],
         tscallbacks_version=str(doc.get("tscallbacks_version", "")),
+        policy=policy,
+        target=target,
     )
+
+
+def _target(value: object) -> Target | None:
+    """The recorded target (None for none); ValueError when it is malformed."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"patterns", "accounts"}:
+        raise ValueError("target")
+    patterns, accounts = value["patterns"], value["accounts"]
+    if not (
+        isinstance(patterns, list)
+        and isinstance(accounts, list)
+        and patterns
+        and all(isinstance(p, str) for p in patterns)
+        and all(isinstance(a, str) for a in accounts)
+    ):
+        raise ValueError("target")
+    return Target(tuple(patterns), tuple(accounts))
 
 
 def _families_ok(value: object) -> bool:
@@ -172,6 +220,64 @@ def check_target(saved: SavedPlan, *, endpoint: str, path: str) -> None:
             f"{path}: the plan was made against {saved.endpoint}, not {endpoint}; nothing "
             "was changed"
         )
+
+
+def check_policy(saved: SavedPlan, given: SafetyPolicy, *, path: str) -> SafetyPolicy:
+    """The policy to apply ``saved`` with: its own, made stricter by a lower
+    ``--max-deletes``. An override the plan was not made with is refused: it would let
+    through what the reviewed plan said apply refuses."""
+    wider = given.wider_than(saved.policy)
+    if wider:
+        flags = " and ".join(wider)
+        raise PlanFileError(
+            f"{path}: the plan was made without {flags}; apply PLANFILE cannot add it; "
+            f"nothing was changed; run 'tscallbacks plan ... {wider[0]} --out {path}' "
+            "and review it"
+        )
+    if given.max_deletes is not None and saved.policy.force:
+        raise PlanFileError(
+            f"{path}: the plan was made with --force, which releases --max-deletes; "
+            "nothing was changed"
+        )
+    return saved.policy.narrowed_by(given)
+
+
+def check_accounts(
+    saved: SavedPlan, desired: DesiredState, patterns: list[str], *, path: str
+) -> Target:
+    """The target to apply ``saved`` with: the one it was made with. ``--account`` may
+    repeat it, never widen or change it; a planned account no longer declared is stale."""
+    planned = saved.accounts()
+    if patterns:
+        chosen = select(desired, patterns).accounts
+        extra = [a for a in chosen if a not in planned]
+        if extra:
+            raise PlanFileError(
+                f"{path}: --account would widen the saved plan: it selects "
+                f"{_names(extra)}, which the plan does not cover; nothing was changed"
+            )
+        left_out = [a for a in planned if a not in chosen]
+        if left_out:
+            raise PlanFileError(
+                f"{path}: --account leaves out {_names(left_out)}, which the saved plan "
+                "covers; apply PLANFILE makes the whole plan; nothing was changed; to "
+                "apply fewer accounts, plan them with --account --out and apply that file"
+            )
+    if saved.target is None:
+        return Target((), tuple(sorted(desired.accounts)))
+    gone = [a for a in planned if a not in desired.accounts]
+    if gone:
+        raise PlanFileError(
+            f"{path}: the saved plan is stale: the configuration no longer declares "
+            f"{_names(gone)}; nothing was changed; run 'tscallbacks plan -c "
+            f"{saved.config_path} --out {path}' again and review it"
+        )
+    return saved.target
+
+
+def _names(accounts: list[str], limit: int = 3) -> str:
+    shown = ", ".join(f"'{a}'" for a in accounts[:limit])
+    return shown + (f" and {len(accounts) - limit} more" if len(accounts) > limit else "")
 
 
 def check_fresh(

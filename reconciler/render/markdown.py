@@ -31,8 +31,9 @@ def render_markdown(plan: Plan, out: TextIO) -> None:
         out.write("| --- | --- | --- | --- | --- | --- |\n")
         for change in plan.changes:
             for i, field in enumerate(change.fields):
+                protected = " (protected)" if change.protected else ""
                 lead = (
-                    f"{_ICON[change.action]} | {escape.markdown(change.account)} | "
+                    f"{_ICON[change.action]}{protected} | {escape.markdown(change.account)} | "
                     f"{escape.markdown_text(change.service)}"
                     if i == 0
                     else " | | "
@@ -42,5 +43,21 @@ def render_markdown(plan: Plan, out: TextIO) -> None:
                     f"| {_cell(field.after, field.sensitive)} |\n"
                 )
         out.write(f"\n**{plan.summary_line()}**\n")
+        reasons = [c for c in plan.changes if c.reason]
+        if reasons:
+            out.write("\n")
+        for change in reasons:
+            out.write(
+                f"- why delete {escape.markdown(change.account)} / "
+                f"{escape.markdown_text(change.service)}: "
+                f"{escape.markdown_text(change.reason or '')}\n"
+            )
+        for brake in plan.brakes:
+            verdict = (
+                f"{escape.markdown(brake.flag)} lets this plan through"
+                if brake.released
+                else f"apply refuses this plan without {escape.markdown(brake.flag)}"
+            )
+            out.write(f"\n**Safety:** {verdict}: {escape.markdown_text(brake.message)}.\n")
     for note in plan.notes:
         out.write(f"\n> Note: {escape.markdown_text(note)}\n")

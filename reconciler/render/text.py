@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TextIO
 
 from reconciler.core import escape
-from reconciler.engine.plan import Action, Change, FieldChange, Plan
+from reconciler.engine.plan import Action, Brake, Change, FieldChange, Plan
 
 _SYMBOL = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-"}
 _VERB = {Action.CREATE: "create", Action.UPDATE: "update", Action.DELETE: "destroy"}
@@ -45,11 +45,21 @@ def render_change(change: Change, out: TextIO, *, color: bool = False) -> None:
     key = f"{escape.text(change.account)}/{escape.text(change.service)}"
     head = f"{_SYMBOL[change.action]} {_VERB[change.action]} {key}"
     family = f" ({change.family.name})"
-    out.write("  " + _paint(head, _COLOR[change.action], color) + family + "\n")
+    mark = " [protected]" if change.protected else ""
+    out.write("  " + _paint(head, _COLOR[change.action], color) + family + mark + "\n")
     width = max((len(f.name) for f in change.fields), default=0)
     for field in change.fields:
         line = _field_line(change.action, field, width)
         out.write("      " + _paint(line[:1], _COLOR[change.action], color) + line[1:] + "\n")
+    if change.reason:
+        out.write(f"      # why: {escape.text(change.reason)}\n")
+
+
+def brake_line(brake: Brake) -> str:
+    """One line saying what a brake means for apply (escaped for a terminal)."""
+    if brake.released:
+        return f"Safety: {brake.flag} lets this plan through: {escape.text(brake.message)}."
+    return f"Safety: apply refuses this plan without {brake.flag}: {escape.text(brake.message)}."
 
 
 def render_text(plan: Plan, out: TextIO, *, color: bool = False) -> None:
@@ -72,3 +82,5 @@ def render_text(plan: Plan, out: TextIO, *, color: bool = False) -> None:
             out.write("\n")
     if plan.has_changes:
         out.write(_paint(plan.summary_line(), _BOLD, color) + "\n")
+        for brake in plan.brakes:
+            out.write(brake_line(brake) + "\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from reconciler.cli.brakes import policy_from
 from reconciler.cli.connection import compute_plan, connect, target
 from reconciler.cli.console import Console, Phase, use_color
 from reconciler.cli.loading import load
@@ -12,7 +13,15 @@ from reconciler.core import escape
 from reconciler.core.errors import ExitStatus, UsageError
 from reconciler.engine.executor import AccountHalt, ChangeResult, apply_plan
 from reconciler.engine.guard import Basis
-from reconciler.engine.saved_plan import check_fresh, check_target, read_saved_plan
+from reconciler.engine.safety import raise_if_unsafe
+from reconciler.engine.saved_plan import (
+    check_accounts,
+    check_fresh,
+    check_policy,
+    check_target,
+    read_saved_plan,
+)
+from reconciler.engine.target import select
 from reconciler.render.text import render_text
 
 
@@ -35,8 +44,12 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
             "review 'tscallbacks plan' and pass --auto-approve"
         )
     saved = read_saved_plan(args.planfile) if args.planfile else None
+    # The brakes: the flags given; for a saved plan, the overrides it was made with
+    # (re-planned with those, to compare), made stricter by a lower --max-deletes.
+    policy = plan_policy = policy_from(args)
     if saved is not None:
         check_target(saved, endpoint=target(args, io), path=args.planfile)
+        policy, plan_policy = check_policy(saved, policy, path=args.planfile), saved.policy
         if args.config is None:
             args.config = saved.config_path  # the configuration the plan was made from
             if not os.path.exists(args.config):
@@ -45,10 +58,16 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
                     f"there (relative to this directory); pass -c PATH"
                 )
     desired = load(args, io, require_env=True).desired
+    if saved is not None:
+        chosen = check_accounts(saved, desired, args.account, path=args.planfile)
+    else:
+        chosen = select(desired, args.account)
     color = use_color(io.stdout, io.env)
     io.phase = Phase.READING
     with connect(args, io) as client:
-        planned = compute_plan(client, desired, parallelism=args.parallelism)
+        planned = compute_plan(
+            client, desired, parallelism=args.parallelism, policy=plan_policy, target=chosen
+        )
         plan = planned.plan
         if saved is not None:
             check_fresh(
@@ -61,6 +80,7 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
         render_text(plan, io.stdout, color=color)
         if not plan.has_changes:
             return ExitStatus.SUCCESS
+        raise_if_unsafe(plan, policy)  # before the prompt: nothing is written
         io.stdout.write("\n")
         if not args.auto_approve:
             io.phase = Phase.CONFIRMING

@@ -37,6 +37,13 @@ def _missing_account(exc: ApiError, accounts: list[str]) -> UsageError | None:
 def run(args: argparse.Namespace, io: Console) -> ExitStatus:
     accounts = list(dict.fromkeys(args.account))
     for name in accounts:
+        if any(char in name for char in "*?["):
+            # ThingSpace cannot list a user's accounts, and export reads no configuration:
+            # there is nothing a pattern could be matched against.
+            raise UsageError(
+                f"--account '{name}': export takes exact account names, not patterns "
+                "(patterns select configured accounts in plan and apply)"
+            )
         problem = account_name_problem(name)
         if problem:
             raise UsageError(f"--account '{name}': {problem}")

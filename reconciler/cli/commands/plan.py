@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 
+from reconciler.cli.brakes import policy_from
 from reconciler.cli.connection import compute_plan, connect, target
 from reconciler.cli.console import Console, Phase, use_color
 from reconciler.cli.loading import config_path, load
 from reconciler.core.errors import ExitStatus, UsageError
 from reconciler.engine.saved_plan import make_saved_plan, write_saved_plan
+from reconciler.engine.target import select
 from reconciler.render import renderer
 
 
@@ -21,9 +23,13 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
         and any(os.path.samefile(args.out, f) for f in loaded.files)
     ):
         raise UsageError(f"--out {args.out} is a configuration file this plan reads; refusing")
+    policy = policy_from(args)
+    chosen = select(loaded.desired, args.account)
     io.phase = Phase.READING
     with connect(args, io) as client:
-        planned = compute_plan(client, loaded.desired, parallelism=args.parallelism)
+        planned = compute_plan(
+            client, loaded.desired, parallelism=args.parallelism, policy=policy, target=chosen
+        )
     plan = planned.plan
     color = args.output == "text" and use_color(io.stdout, io.env)
     renderer(args.output, color=color)(plan, io.stdout)
@@ -34,6 +40,8 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
             planned.wanted,
             endpoint=target(args, io),
             config_path=config_path(args),
+            policy=policy,
+            target=chosen,
         )
         write_saved_plan(saved, args.out)
         io.stderr.write(
