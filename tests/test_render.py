@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from reconciler.core import escape
+from reconciler.core.errors import Location, Problem
 from reconciler.engine.plan import Plan
 from reconciler.engine.planner import make_plan
 from reconciler.render import RENDERERS, renderer
@@ -19,7 +21,28 @@ GOLDEN = Path(__file__).parent / "golden"
 SECRETS = ("n3w-sms-secret", "0ld-sms-secret", "unreturned-secret")
 
 
+WARNINGS = (
+    Problem(
+        Location("callbacks.yaml", 7, 14),
+        "$.accounts['0252012345-00001'].callbacks.DeviceUsage.url",
+        "plain http: callbacks carry device data; use https",
+        warning=True,
+    ),
+    Problem(
+        Location("config/b.yaml", 0, 0),  # a whole-file finding is shown at 1:1
+        "$",
+        "a *literal* password <b>here</b> | `x`",
+        warning=True,
+    ),
+)
+
+
 def sample_plan() -> Plan:
+    """The golden plan, with the configuration's warnings attached as `plan` does."""
+    return replace(_sample_changes(), warnings=WARNINGS)
+
+
+def _sample_changes() -> Plan:
     a, b = "0252012345-00001", "TestAccount-2"
     return make_plan(
         desired(

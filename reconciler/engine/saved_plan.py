@@ -7,6 +7,8 @@ nothing, unless the remote state is unchanged and the fresh plan is exactly the 
 one. Password values are never recorded, not even hashed (a hash of a short password
 can be brute-forced from a CI artifact): the digest covers only whether a password is
 set, so a password changed behind our back counts only when it changes the plan.
+The configuration's validation warnings travel with the plan (``show`` shows them) but
+are not part of what apply must match.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from reconciler.core.errors import OutputError, TscError
 from reconciler.core.families import FamilySpec, by_name
 from reconciler.core.fileio import write_atomically
 from reconciler.core.model import CurrentState
-from reconciler.engine.plan import FORMAT_VERSION, Plan, password_view
+from reconciler.engine.plan import FORMAT_VERSION, Plan, PlanDataError, password_view
 
 KIND = "tscallbacks-saved-plan"
 EMBEDDED_SIMULATOR = "embedded-simulator"
@@ -56,6 +58,10 @@ class SavedPlan:
             "remote": {"families": self.families, "digest": self.remote_digest},
             "plan": self.plan,
         }
+
+    def to_plan(self) -> Plan:
+        """The saved plan as a value, to render it (read_saved_plan has checked it)."""
+        return Plan.from_dict(self.plan)
 
     def wanted(self) -> dict[str, frozenset[FamilySpec]]:
         return {
@@ -145,6 +151,10 @@ def read_saved_plan(path: str) -> SavedPlan:
         and _families_ok(remote.get("families"))
     ):
         raise bad("it is incomplete or was edited")
+    try:
+        Plan.from_dict(plan)
+    except PlanDataError as exc:
+        raise bad(f"it is incomplete or was edited ({exc})") from None
     return SavedPlan(
         plan=plan,
         endpoint=doc["endpoint"],
@@ -194,8 +204,14 @@ def check_fresh(
             f"{path}: the saved plan is stale: remote state changed since it was made; "
             f"nothing was changed; {rerun}"
         )
-    if plan.to_dict() != saved.plan:
+    if _changes_only(plan.to_dict()) != _changes_only(saved.plan):
         raise PlanFileError(
             f"{path}: the saved plan is stale: the changes needed now differ from the saved "
             f"ones (the configuration, or a password, changed); nothing was changed; {rerun}"
         )
+
+
+def _changes_only(plan: dict[str, Any]) -> dict[str, Any]:
+    """What apply must match: the plan without the configuration's warnings (a warning
+    changes nothing remote, and names files by the path they were read through)."""
+    return {key: value for key, value in plan.items() if key != "warnings"}
