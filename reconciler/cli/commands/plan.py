@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 
 from reconciler.cli.connection import compute_plan, connect, target
 from reconciler.cli.console import Console, Phase, use_color
@@ -24,9 +25,10 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
     io.phase = Phase.READING
     with connect(args, io) as client:
         planned = compute_plan(client, loaded.desired, parallelism=args.parallelism)
-    plan = planned.plan
+    # The warnings go with the plan too: JSON and Markdown show them, saved plans keep them.
+    plan = replace(planned.plan, warnings=loaded.warnings)
     color = args.output == "text" and use_color(io.stdout, io.env)
-    renderer(args.output, color=color)(plan, io.stdout)
+    renderer(args.output, color=color, full_plan=args.out)(plan, io.stdout)
     if args.out:
         saved = make_saved_plan(
             plan,
