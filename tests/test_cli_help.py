@@ -20,6 +20,7 @@ EXAMPLES = {
     "validate": "tscallbacks validate -c callbacks.yaml",
     "plan": "tscallbacks plan -c callbacks.yaml --detailed-exitcode",
     "apply": "tscallbacks apply --auto-approve tfplan.json",
+    "show": "tscallbacks show tfplan.json",
     "export": "tscallbacks export --account 0252012345-00001 -o callbacks.yaml",
     "schema": "tscallbacks schema > callbacks.schema.json",
     "simulator": "tscallbacks simulator serve --port 8787",

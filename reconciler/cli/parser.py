@@ -226,6 +226,26 @@ a saved plan, and refuse, changing nothing, if remote state has changed since.""
         help="apply exactly this saved plan; refused if remote state changed since",
     )
 
+    show = _command(
+        sub,
+        "show",
+        parents=[debug],
+        summary="print a saved plan",
+        description="""\
+Print a plan saved by 'plan --out FILE' exactly as plan printed it, to review
+the very file that 'apply FILE' will apply (e.g. in a pull-request job that
+keeps it as an artifact). Reads only the file: no configuration, credentials
+or network.""",
+        examples=(
+            "tscallbacks show tfplan.json",
+            "tscallbacks show tfplan.json --output markdown   # for a pull-request comment",
+        ),
+    )
+    show.add_argument(
+        "--output", choices=("text", "json", "markdown"), default="text", help="plan format"
+    )
+    show.add_argument("planfile", metavar="PLANFILE", help="a plan saved by 'plan --out'")
+
     export = _command(
         sub,
         "export",
