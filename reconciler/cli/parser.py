@@ -208,22 +208,32 @@ would create, update or delete. Never changes anything. With
         parents=[debug, config, remote],
         summary="make remote state match the configuration",
         description="""\
-Make the remote registrations match the configuration: show the plan, ask for
-'yes', then register and deregister. With PLANFILE, make exactly the changes of
-a saved plan, and refuse, changing nothing, if remote state has changed since.""",
+Make the remote registrations match the configuration: show the plan and, if
+there are changes, ask for 'yes', then register and deregister. With PLANFILE,
+make exactly the changes of a saved plan, without asking (the reviewed file is
+the approval), and refuse, changing nothing, if remote state has changed since.
+With --output json, stdout is one JSON document with each change's outcome.""",
         examples=(
             "tscallbacks apply -c callbacks.yaml",
-            "tscallbacks apply --auto-approve tfplan.json   # CI, after plan --out",
+            "tscallbacks apply tfplan.json   # CI, after plan --out tfplan.json",
+            "tscallbacks apply --auto-approve --output json > result.json",
         ),
     )
     apply.add_argument(
         "--auto-approve", action="store_true", help="apply without asking for confirmation"
     )
     apply.add_argument(
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="json: one result document on stdout (outcome of each change); the plan and "
+        "progress go to stderr, and nothing is asked",
+    )
+    apply.add_argument(
         "planfile",
         nargs="?",
         metavar="PLANFILE",
-        help="apply exactly this saved plan; refused if remote state changed since",
+        help="apply exactly this saved plan, without asking; refused if remote state changed since",
     )
 
     show = _command(

@@ -44,6 +44,7 @@ class ChangeResult:
     change: Change
     error: str | None = None
     auth_refused: bool = False
+    attempted: bool = True  # False: skipped after a failure that stopped the run
 
     @property
     def ok(self) -> bool:
@@ -132,7 +133,7 @@ def apply_plan(
                 return  # Ctrl-C: start nothing new; what is in flight finishes
             if refused.is_set():
                 stopped = "not attempted: an earlier failure stopped the run"
-                result = ChangeResult(change, error=stopped)
+                result = ChangeResult(change, error=stopped, attempted=False)
             else:
                 result = _run_one(client, change)
                 if result.auth_refused:

@@ -1,4 +1,10 @@
-"""``tscallbacks apply``: make the remote registrations match (or apply a saved plan)."""
+"""``tscallbacks apply``: make the remote registrations match (or apply a saved plan).
+
+It plans first; only when there are changes does it need an approval: ``yes`` at the
+prompt, ``--auto-approve``, or a saved plan (the reviewed file is the approval, as in
+Terraform). With ``--output json`` stdout holds only the result document; the plan and
+the progress lines go to stderr, and nothing is asked.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,24 @@ from reconciler.core import escape
 from reconciler.core.errors import ExitStatus, UsageError
 from reconciler.engine.executor import ChangeResult, apply_plan
 from reconciler.engine.saved_plan import check_fresh, check_target, read_saved_plan
+from reconciler.render.apply_json import render_apply_json
 from reconciler.render.text import render_text
+
+
+def _refusal(args: argparse.Namespace, io: Console) -> str | None:
+    """Why this apply may not ask for ``yes`` (then it changes nothing), or None."""
+    if args.output == "json":
+        return (
+            "--output json does not ask for confirmation: pass --auto-approve, or apply a "
+            "saved plan (tscallbacks apply PLANFILE); nothing was changed"
+        )
+    if not io.stdin.isatty():
+        return (
+            "refusing to apply without confirmation: standard input is not a terminal; "
+            "nothing was changed. Review the plan, then pass --auto-approve, or apply a "
+            "saved plan (tscallbacks apply PLANFILE)"
+        )
+    return None
 
 
 def _confirm(io: Console) -> bool:
@@ -28,11 +51,8 @@ def _confirm(io: Console) -> bool:
 
 
 def run(args: argparse.Namespace, io: Console) -> ExitStatus:
-    if not args.auto_approve and not io.stdin.isatty():
-        raise UsageError(
-            "refusing to apply without confirmation: standard input is not a terminal; "
-            "review 'tscallbacks plan' and pass --auto-approve"
-        )
+    # With --output json, stdout is the result document's alone.
+    human = io.stderr if args.output == "json" else io.stdout
     saved = read_saved_plan(args.planfile) if args.planfile else None
     if saved is not None:
         check_target(saved, endpoint=target(args, io), path=args.planfile)
@@ -44,7 +64,7 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
                     f"there (relative to this directory); pass -c PATH"
                 )
     desired = load(args, io, require_env=True).desired
-    color = use_color(io.stdout, io.env)
+    color = use_color(human, io.env)
     io.phase = Phase.READING
     with connect(args, io) as client:
         planned = compute_plan(client, desired, parallelism=args.parallelism)
@@ -57,11 +77,16 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
                 current=planned.current,
                 path=args.planfile,
             )
-        render_text(plan, io.stdout, color=color)
+        render_text(plan, human, color=color)
         if not plan.has_changes:
+            if args.output == "json":
+                render_apply_json(plan, (), io.stdout)
             return ExitStatus.SUCCESS
-        io.stdout.write("\n")
-        if not args.auto_approve:
+        human.write("\n")
+        if not args.auto_approve and saved is None:
+            refusal = _refusal(args, io)
+            if refusal:
+                raise UsageError(refusal)
             io.phase = Phase.CONFIRMING
             with client.deadline_paused():  # a person reading the plan is no slow API
                 if not _confirm(io):
@@ -70,13 +95,15 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
 
         def report(result: ChangeResult) -> None:
             # Secrets out before escaping: the stream's redaction would miss an escaped one.
-            io.stdout.write(f"{escape.text(str(result))}\n")
-            io.stdout.flush()
+            human.write(f"{escape.text(str(result))}\n")
+            human.flush()
 
         outcome = apply_plan(plan, client, parallelism=args.parallelism, on_result=report)
-    io.stdout.write(
+    human.write(
         f"\nApply {'failed' if outcome.failures else 'complete'}! "
         f"Changes made: {outcome.summary_line()}.\n"
     )
+    if args.output == "json":
+        render_apply_json(plan, outcome.results, io.stdout)
     outcome.raise_for_failures()
     return ExitStatus.SUCCESS
