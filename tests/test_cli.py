@@ -121,10 +121,16 @@ def test_simulator_and_endpoint_conflict() -> None:
     assert code == 1 and "--simulator and --endpoint" in err
 
 
-def test_apply_without_terminal_refuses_before_any_work() -> None:
-    code, out, err = run("apply", "-c", "/nonexistent.yaml")
+def test_apply_without_terminal_plans_then_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    env = {"SMS_HOOK_PASSWORD": "x-secret"}
+    code, out, err = run("apply", "--simulator", "-c", str(EXAMPLE), env=env)
     assert code == 1
-    assert "not a terminal" in err and out == ""
+    assert "not a terminal" in err and "Plan: 10 to create" in out
+    code, _, _ = run("plan", "--simulator", "--detailed-exitcode", "-c", str(EXAMPLE), env=env)
+    assert code == 2  # nothing was applied
 
 
 def test_apply_prompt_declined(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

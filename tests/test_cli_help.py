@@ -19,7 +19,8 @@ from reconciler.cli.parser import build_parser
 EXAMPLES = {
     "validate": "tscallbacks validate -c callbacks.yaml",
     "plan": "tscallbacks plan -c callbacks.yaml --detailed-exitcode",
-    "apply": "tscallbacks apply --auto-approve tfplan.json",
+    "apply": "tscallbacks apply tfplan.json",
+    "show": "tscallbacks show tfplan.json",
     "export": "tscallbacks export --account 0252012345-00001 -o callbacks.yaml",
     "schema": "tscallbacks schema > callbacks.schema.json",
     "simulator": "tscallbacks simulator serve --port 8787",

@@ -158,7 +158,8 @@ def test_plan_shows_protected_changes_and_still_exits_2(sim: Simulator, tmp_path
         "protected registrations." in text.stdout
     )
     markdown = run("plan", "-c", str(config), "--output", "markdown", env=env)
-    assert "| **delete** (protected) | `prot-1` | CarrierService |" in markdown.stdout
+    assert "| **delete** (protected) | CarrierService |" in markdown.stdout
+    assert "<summary>prot-1: 1 to delete</summary>" in markdown.stdout
     doc = json.loads(run("plan", "-c", str(config), "--output", "json", env=env).stdout)
     assert doc["changes"][0]["protected"] is True
     assert doc["safety"]["apply_refused"] is True

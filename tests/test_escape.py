@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import html
 import json
 import re
 
@@ -97,6 +98,13 @@ def test_markdown_text_escapes_inline_syntax() -> None:
     shown = escape.markdown_text("*bold* <img src=x> [link](http://x) |a| `c` \x1b")
     assert shown.startswith("\\*bold\\* \\<img src=x\\> \\[link\\](http://x) \\|a\\| \\`c\\`")
     assert "\x1b" not in shown and "\\\\x1b" in shown
+
+
+@pytest.mark.parametrize("value", [*HOSTILE, "<b>x</b> & \"q\" 'a'"])
+def test_html_text_cannot_open_a_tag_and_shows_the_text_form(value: str) -> None:
+    shown = escape.html(value)
+    assert shown.isprintable() and "<" not in shown and ">" not in shown
+    assert html.unescape(shown) == escape.text(value)
 
 
 @pytest.mark.parametrize("value", HOSTILE)

@@ -92,7 +92,10 @@ def test_plan_markdown_keeps_the_table(hostile: tuple[Simulator, Path]) -> None:
     assert code == 0, err
     assert _printable(out)
     rows = [line for line in out.splitlines() if line.startswith("|")]
-    assert rows and all(len(_cells(row)) == 6 for row in rows)
+    head = rows.index("| action | service | field | before | after |")
+    summary, changes = rows[:head], rows[head:]  # counts per account, then the changes
+    assert all(len(_cells(row)) == 4 for row in summary)
+    assert changes and all(len(_cells(row)) == 5 for row in changes)
     assert [line for line in out.splitlines() if "Plan:" in line.split("|")[0]] == [
         "**Plan: 0 to create, 1 to update, 3 to delete.**"
     ]

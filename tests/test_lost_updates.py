@@ -17,10 +17,12 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from reconciler import cli
+from reconciler.cli.commands import apply as apply_command
 from reconciler.core.errors import ApiError
 from reconciler.core.families import FOTA, M2M
 from reconciler.simulator import FaultSettings, Simulator, SimulatorConfig
@@ -103,7 +105,7 @@ def test_apply_leaves_an_account_changed_after_the_plan_alone(sim: Simulator) ->
 
 
 def test_a_saved_plan_that_was_fresh_is_still_checked_before_writing(
-    sim: Simulator, tmp_path: Path
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     planfile = tmp_path / "plan.json"
     code, _, err = tscallbacks(
@@ -113,12 +115,21 @@ def test_a_saved_plan_that_was_fresh_is_still_checked_before_writing(
     api = DirectApi(sim.base_url)
     sim.clear_requests()
     # The plan file passes its staleness check; then, before the first write, another
-    # saved plan is applied to A1 (the last writer must not win silently).
-    hook = PromptHook(lambda: api.register(A1, "DeviceUsage", "https://other-plan.example.net/u"))
+    # saved plan is applied to A1 (the last writer must not win silently). A saved plan
+    # is its own approval (no prompt), so the other writer runs right after the check.
+    passed: list[bool] = []
+    real_check = apply_command.check_fresh
 
-    code, _, err = tscallbacks(sim, "apply", str(planfile), stdin=hook)
+    def check_then_other_writer(*args: Any, **kwargs: Any) -> None:
+        real_check(*args, **kwargs)
+        passed.append(True)
+        api.register(A1, "DeviceUsage", "https://other-plan.example.net/u")
 
-    assert hook.asked == 1 and code == 1
+    monkeypatch.setattr(apply_command, "check_fresh", check_then_other_writer)
+
+    code, _, err = tscallbacks(sim, "apply", str(planfile), stdin=io.StringIO())
+
+    assert passed == [True] and code == 1
     assert "stale" not in err
     assert writes_to(sim, A1) == [("POST", f"/api/m2m/v1/callbacks/{A1}")]  # the other's only
     assert len(writes_to(sim, A2)) == 3 and len(writes_to(sim, SANDBOX)) == 2  # ours went ahead

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.core import escape
+from reconciler.core.errors import Location, Problem
 from reconciler.engine.plan import Plan
 from reconciler.engine.planner import make_plan
 from reconciler.engine.safety import SafetyPolicy, assessed
@@ -21,7 +22,28 @@ GOLDEN = Path(__file__).parent / "golden"
 SECRETS = ("n3w-sms-secret", "0ld-sms-secret", "unreturned-secret")
 
 
+WARNINGS = (
+    Problem(
+        Location("callbacks.yaml", 7, 14),
+        "$.accounts['0252012345-00001'].callbacks.DeviceUsage.url",
+        "plain http: callbacks carry device data; use https",
+        warning=True,
+    ),
+    Problem(
+        Location("config/b.yaml", 0, 0),  # a whole-file finding is shown at 1:1
+        "$",
+        "a *literal* password <b>here</b> | `x`",
+        warning=True,
+    ),
+)
+
+
 def sample_plan() -> Plan:
+    """The golden plan, with the configuration's warnings attached as `plan` does."""
+    return replace(_sample_changes(), warnings=WARNINGS)
+
+
+def _sample_changes() -> Plan:
     a, b = "0252012345-00001", "TestAccount-2"
     return make_plan(
         desired(
@@ -216,12 +238,16 @@ def test_markdown_table_survives_hostile_values() -> None:
     assert all(line.isprintable() for line in text.splitlines())
     rows = [line for line in text.splitlines() if line.startswith("|")]
     plan = hostile_plan()
-    assert len(rows) == 2 + sum(len(c.fields) for c in plan.changes)
+    # the summary table (head, 1 account) and the account's table (head, one row a field,
+    # and a "why" row under each delete)
+    reasons = sum(1 for c in plan.changes if c.reason)
+    assert len(rows) == 2 + 1 + 2 + sum(len(c.fields) for c in plan.changes) + reasons
+    change_rows = rows[5:]
     shown: set[str] = set()
-    for row in rows:
+    for row in change_rows:
         cells = _cells(row)
-        assert len(cells) == 6, row
-        shown.update(_code_span(c) for c in cells[4:] if c.startswith("`"))
+        assert len(cells) == 5, row
+        shown.update(_code_span(c) for c in cells[3:] if c.startswith("`"))
     assert {escape.text(v) for v in (CLEAR_SCREEN, TABLE_BREAK, BIDI, BACKTICKS)} <= shown
     assert escape.text(FORGED_SUMMARY) in shown
     assert [line for line in text.splitlines() if "Plan:" in line.split("|")[0]] == [

@@ -253,26 +253,56 @@ what a saved plan (--out) is applied with.""",
         parents=[debug, config, remote, _brakes_and_target("apply")],
         summary="make remote state match the configuration",
         description="""\
-Make the remote registrations match the configuration: show the plan, ask for
-'yes', then register and deregister. With PLANFILE, make exactly the changes of
-a saved plan, and refuse, changing nothing, if remote state has changed since.
+Make the remote registrations match the configuration: show the plan and, if
+there are changes, ask for 'yes', then register and deregister. With PLANFILE,
+make exactly the changes of a saved plan, without asking (the reviewed file is
+the approval), and refuse, changing nothing, if remote state has changed since.
 Refuses, changing nothing, a plan that changes protected registrations (without
---allow-protected) or deletes too much (without --force).""",
+--allow-protected) or deletes too much (without --force). With --output json,
+stdout is one JSON document with each change's outcome.""",
         examples=(
             "tscallbacks apply -c callbacks.yaml",
-            "tscallbacks apply --auto-approve tfplan.json   # CI, after plan --out",
+            "tscallbacks apply tfplan.json   # CI, after plan --out tfplan.json",
             "tscallbacks apply -c callbacks.yaml --account 'fleet-*' --max-deletes 5",
+            "tscallbacks apply --auto-approve --output json > result.json",
         ),
     )
     apply.add_argument(
         "--auto-approve", action="store_true", help="apply without asking for confirmation"
     )
     apply.add_argument(
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="json: one result document on stdout (outcome of each change); the plan and "
+        "progress go to stderr, and nothing is asked",
+    )
+    apply.add_argument(
         "planfile",
         nargs="?",
         metavar="PLANFILE",
-        help="apply exactly this saved plan; refused if remote state changed since",
+        help="apply exactly this saved plan, without asking; refused if remote state changed since",
     )
+
+    show = _command(
+        sub,
+        "show",
+        parents=[debug],
+        summary="print a saved plan",
+        description="""\
+Print a plan saved by 'plan --out FILE' exactly as plan printed it, to review
+the very file that 'apply FILE' will apply (e.g. in a pull-request job that
+keeps it as an artifact). Reads only the file: no configuration, credentials
+or network.""",
+        examples=(
+            "tscallbacks show tfplan.json",
+            "tscallbacks show tfplan.json --output markdown   # for a pull-request comment",
+        ),
+    )
+    show.add_argument(
+        "--output", choices=("text", "json", "markdown"), default="text", help="plan format"
+    )
+    show.add_argument("planfile", metavar="PLANFILE", help="a plan saved by 'plan --out'")
 
     export = _command(
         sub,

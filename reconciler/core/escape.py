@@ -15,6 +15,9 @@ the program and escaped exactly once, where they are written:
   escaped for GitHub tables.
 - :func:`markdown_text` for prose in Markdown (notes): the :func:`text` form with
   Markdown's inline syntax characters backslash-escaped, so it renders literally.
+- :func:`html` for text inside an HTML element of a Markdown document (the
+  ``<summary>`` of a collapsible section, where Markdown is not parsed): the
+  :func:`text` form with ``&``, ``<``, ``>`` and quotes as character references.
 - :func:`json_text` for JSON: standard escaping with ``ensure_ascii``, so the document
   is plain ASCII and control or bidi characters survive only as ``\\uNNNN``.
 
@@ -23,6 +26,7 @@ the program and escaped exactly once, where they are written:
 
 from __future__ import annotations
 
+import html as _html
 import json
 import re
 import unicodedata
@@ -79,6 +83,11 @@ def markdown(value: str) -> str:
 def markdown_text(value: str) -> str:
     """``value`` as Markdown prose that renders exactly as :func:`text` shows it."""
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text(value))
+
+
+def html(value: str) -> str:
+    """``value`` as HTML text that renders exactly as :func:`text` shows it."""
+    return _html.escape(text(value), quote=True)
 
 
 def json_text(data: Any, *, indent: int | None = None) -> str:

@@ -58,6 +58,7 @@ class ChangeResult:
     change: Change
     error: str | None = None
     auth_refused: bool = False
+    attempted: bool = True  # False: skipped after a failure that stopped the run
 
     @property
     def ok(self) -> bool:
@@ -219,7 +220,7 @@ def apply_plan(
     def not_attempted(changes: list[Change]) -> None:
         for change in changes:
             stopped = "not attempted: an earlier failure stopped the run"
-            record(change, ChangeResult(change, error=stopped))
+            record(change, ChangeResult(change, error=stopped, attempted=False))
 
     def as_expected(guard: AccountGuard, done: int, total: int) -> bool:
         """Re-read the account and compare; a failure to read it halts it like a change."""

@@ -1,21 +1,28 @@
 """The plan: a frozen value describing exactly what an apply would change.
 
 Renderers and the executor consume it; nothing here does I/O. ``to_dict`` is the
-secret-free serialization used by ``--output json`` (and, later, saved plans).
+secret-free serialization used by ``--output json`` and saved plans; ``from_dict`` reads
+it back (for ``show``), checking that it is exactly what ``to_dict`` would write.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from reconciler.core.families import FamilySpec
+from reconciler.core.errors import Location, Problem, TscError
+from reconciler.core.families import FamilySpec, by_name
 from reconciler.core.model import Key, Registration
-from reconciler.core.secrets import SENSITIVE
+from reconciler.core.secrets import SENSITIVE, Secret
 
 FORMAT_VERSION = "1"
+UNKNOWN = "(unknown)"  # a password the API did not say anything about
+_FIELD_NAMES = ("url", "username", "password")  # the fields of a registration view
+# What a plan saved before the brakes existed stands for: nothing managed, nothing fired.
+_NO_SAFETY: dict[str, Any] = {"managed": 0, "apply_refused": False, "brakes": []}
 
 
 class Action(StrEnum):
@@ -101,7 +108,8 @@ class Brake:
 
 @dataclass(frozen=True)
 class Plan:
-    """Changes in deterministic order (account, service), plus notes for the reader.
+    """Changes in deterministic order (account, service), plus notes for the reader and
+    the configuration's validation warnings (shown with the plan, never part of it).
 
     ``managed`` counts the registrations read for the planned accounts (what the delete
     threshold is a fraction of); ``brakes`` are the safety rules the plan sets off.
@@ -112,6 +120,7 @@ class Plan:
     accounts: tuple[str, ...] = ()
     managed: int = 0
     brakes: tuple[Brake, ...] = ()
+    warnings: tuple[Problem, ...] = ()
 
     @property
     def has_changes(self) -> bool:
@@ -145,13 +154,46 @@ class Plan:
                 "apply_refused": self.refused,
                 "brakes": [b.to_dict() for b in self.brakes],
             },
+            "warnings": [warning_view(w) for w in self.warnings],
         }
+
+    @classmethod
+    def from_dict(cls, data: object) -> Plan:
+        """The plan ``data`` describes, as ``to_dict`` wrote it (``warnings`` and ``safety``
+        may be absent: plans saved before they were recorded). Raises :class:`PlanDataError`
+        unless writing the result again gives exactly ``data``: a file that was edited
+        or corrupted is refused, never shown as something it is not.
+
+        Passwords are only ever recorded as set or not: a password here is a
+        :class:`RecordedSecret`, which has no value to send.
+        """
+        plan = _Reader().plan(data)
+        assert isinstance(data, dict)  # the reader refuses anything else
+        if plan.to_dict() != {"warnings": [], "safety": _NO_SAFETY, **data}:
+            raise PlanDataError("it does not match its own changes and summary")
+        return plan
+
+
+class PlanDataError(TscError):
+    """Data that is not a plan as ``Plan.to_dict`` writes it."""
+
+
+class RecordedSecret(Secret):
+    """A password a serialized plan records only as set: there is no value to reveal."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+    def reveal(self) -> str:
+        raise TypeError("a plan read back from its serialization holds no password values")
 
 
 def password_view(reg: Registration) -> str | None:
     """How a registration's password may be shown: never its value."""
     if not reg.password_known:
-        return "(unknown)"
+        return UNKNOWN
     return SENSITIVE if reg.password is not None else None
 
 
@@ -160,3 +202,161 @@ def registration_view(reg: Registration | None) -> dict[str, Any] | None:
     if reg is None:
         return None
     return {"url": reg.url, "username": reg.username, "password": password_view(reg)}
+
+
+def warning_view(problem: Problem) -> dict[str, Any]:
+    """A validation warning as data: where (as error lines show it), JSON path, message."""
+    where = problem.location
+    return {
+        "file": where.path if where else None,
+        "line": max(where.line, 1) if where else None,
+        "column": max(where.column, 1) if where else None,
+        "path": problem.json_path,
+        "message": problem.message,
+    }
+
+
+def problem_from_view(view: Mapping[str, Any]) -> Problem:
+    """The inverse of :func:`warning_view` (the caller checks the types)."""
+    where = None
+    if view["file"] is not None:
+        where = Location(view["file"], view["line"], view["column"])
+    return Problem(where, view["path"], view["message"], warning=True)
+
+
+class _Reader:
+    """Reads ``Plan.to_dict`` data back, naming the first part of the wrong type."""
+
+    def plan(self, data: object) -> Plan:
+        doc = self._dict(data, "the plan")
+        if doc.get("format_version") != FORMAT_VERSION:
+            raise PlanDataError(f"plan format version is not {FORMAT_VERSION!r}")
+        changes = self._list(doc.get("changes"), "changes")
+        return Plan(
+            changes=tuple(self._change(c, f"changes[{i}]") for i, c in enumerate(changes)),
+            notes=tuple(self._strings(doc.get("notes"), "notes")),
+            accounts=tuple(self._strings(doc.get("accounts"), "accounts")),
+            warnings=tuple(
+                self._warning(w, f"warnings[{i}]")
+                for i, w in enumerate(self._list(doc.get("warnings", []), "warnings"))
+            ),
+            **self._safety(doc.get("safety", _NO_SAFETY)),
+        )
+
+    def _safety(self, data: object) -> dict[str, Any]:
+        doc = self._dict(data, "safety")
+        managed = doc.get("managed")
+        if not isinstance(managed, int) or isinstance(managed, bool) or managed < 0:
+            raise PlanDataError("safety.managed is not a count")
+        brakes = []
+        for i, item in enumerate(self._list(doc.get("brakes"), "safety.brakes")):
+            where = f"safety.brakes[{i}]"
+            brake = self._dict(item, where)
+            released = brake.get("released")
+            if not isinstance(released, bool):
+                raise PlanDataError(f"{where}.released is not true or false")
+            brakes.append(
+                Brake(
+                    rule=self._str(brake.get("rule"), f"{where}.rule"),
+                    message=self._str(brake.get("message"), f"{where}.message"),
+                    flag=self._str(brake.get("flag"), f"{where}.flag"),
+                    released=released,
+                )
+            )
+        return {"managed": managed, "brakes": tuple(brakes)}
+
+    def _change(self, data: object, where: str) -> Change:
+        doc = self._dict(data, where)
+        action = next((a for a in Action if a.value == doc.get("action")), None)
+        if action is None:
+            raise PlanDataError(f"{where}.action is not create, update or delete")
+        family = by_name(self._str(doc.get("family"), f"{where}.family"))
+        if family is None:
+            raise PlanDataError(f"{where}.family is not an API family this version knows")
+        key = Key(
+            self._str(doc.get("account"), f"{where}.account"),
+            self._str(doc.get("service"), f"{where}.service"),
+        )
+        before = self._registration(doc.get("before"), f"{where}.before", family)
+        after = self._registration(doc.get("after"), f"{where}.after", None)
+        names = self._strings(doc.get("changed_fields"), f"{where}.changed_fields")
+        fields = tuple(_field_change(name, before, after) for name in names)
+        if len(set(names)) != len(names) or any(
+            name not in _FIELD_NAMES or (f.before is None and f.after is None)
+            for name, f in zip(names, fields, strict=True)
+        ):
+            raise PlanDataError(f"{where}.changed_fields names a field that did not change")
+        protected = doc.get("protected", False)
+        if not isinstance(protected, bool):
+            raise PlanDataError(f"{where}.protected is not true or false")
+        reason = doc.get("reason")
+        if reason is not None:
+            self._str(reason, f"{where}.reason")
+        return Change(action, key, family, before, after, fields, protected, reason)
+
+    def _registration(
+        self, data: object, where: str, family: FamilySpec | None
+    ) -> Registration | None:
+        if data is None:
+            return None
+        doc = self._dict(data, where)
+        password = doc.get("password")
+        if password not in (None, SENSITIVE, UNKNOWN):
+            raise PlanDataError(f"{where}.password is not a masked value")
+        username = doc.get("username")
+        return Registration(
+            url=self._str(doc.get("url"), f"{where}.url"),
+            username=None if username is None else self._str(username, f"{where}.username"),
+            password=RecordedSecret() if password == SENSITIVE else None,
+            password_known=password != UNKNOWN,
+            family=family,
+        )
+
+    def _warning(self, data: object, where: str) -> Problem:
+        doc = self._dict(data, where)
+        for name in ("path", "message"):
+            self._str(doc.get(name), f"{where}.{name}")
+        if doc.get("file") is not None:
+            self._str(doc["file"], f"{where}.file")
+            for name in ("line", "column"):
+                value = doc.get(name)
+                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                    raise PlanDataError(f"{where}.{name} is not a line or column number")
+        return problem_from_view(doc)
+
+    @staticmethod
+    def _dict(data: object, where: str) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise PlanDataError(f"{where} is not an object")
+        return data
+
+    @staticmethod
+    def _list(data: object, where: str) -> list[Any]:
+        if not isinstance(data, list):
+            raise PlanDataError(f"{where} is not a list")
+        return data
+
+    @staticmethod
+    def _str(data: object, where: str) -> str:
+        if not isinstance(data, str):
+            raise PlanDataError(f"{where} is not a string")
+        return data
+
+    def _strings(self, data: object, where: str) -> list[str]:
+        return [self._str(item, f"{where}[{i}]") for i, item in enumerate(self._list(data, where))]
+
+
+def _field_change(
+    name: str, before: Registration | None, after: Registration | None
+) -> FieldChange:
+    """A changed field as the planner showed it: the masked view of each side, and for
+    a password the API did not return, nothing (as the planner leaves it out)."""
+
+    def shown(reg: Registration | None) -> str | None:
+        view = registration_view(reg)
+        if view is None or name not in view:
+            return None
+        value = view[name]
+        return None if value == UNKNOWN and name == "password" else value
+
+    return FieldChange(name, shown(before), shown(after), sensitive=name == "password")

@@ -11,6 +11,8 @@ set, so a password changed behind our back counts only when it changes the plan.
 It also records the brakes' overrides and the ``--account`` target the plan was made
 with: what was reviewed. ``apply PLANFILE`` runs with them, and refuses an override or
 a target that would widen them (a stricter ``--max-deletes`` is honoured).
+The configuration's validation warnings travel with the plan (``show`` shows them) but
+are not part of what apply must match.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from reconciler.core.errors import OutputError, TscError
 from reconciler.core.families import FamilySpec, by_name
 from reconciler.core.fileio import write_atomically
 from reconciler.core.model import CurrentState, DesiredState
-from reconciler.engine.plan import FORMAT_VERSION, Plan, password_view
+from reconciler.engine.plan import FORMAT_VERSION, Plan, PlanDataError, password_view
 from reconciler.engine.safety import SafetyPolicy
 from reconciler.engine.target import Target, select
 
@@ -72,6 +74,10 @@ class SavedPlan:
     def accounts(self) -> list[str]:
         """The accounts the plan covers."""
         return list(self.target.accounts) if self.target is not None else sorted(self.families)
+
+    def to_plan(self) -> Plan:
+        """The saved plan as a value, to render it (read_saved_plan has checked it)."""
+        return Plan.from_dict(self.plan)
 
     def wanted(self) -> dict[str, frozenset[FamilySpec]]:
         return {
@@ -173,6 +179,10 @@ def read_saved_plan(path: str) -> SavedPlan:
         raise bad("it is incomplete or was edited") from None
     if policy is None:
         raise bad("it is incomplete or was edited")
+    try:
+        Plan.from_dict(plan)
+    except PlanDataError as exc:
+        raise bad(f"it is incomplete or was edited ({exc})") from None
     return SavedPlan(
         plan=plan,
         endpoint=doc["endpoint"],
@@ -300,8 +310,14 @@ def check_fresh(
             f"{path}: the saved plan is stale: remote state changed since it was made; "
             f"nothing was changed; {rerun}"
         )
-    if plan.to_dict() != saved.plan:
+    if _changes_only(plan.to_dict()) != _changes_only(saved.plan):
         raise PlanFileError(
             f"{path}: the saved plan is stale: the changes needed now differ from the saved "
             f"ones (the configuration, or a password, changed); nothing was changed; {rerun}"
         )
+
+
+def _changes_only(plan: dict[str, Any]) -> dict[str, Any]:
+    """What apply must match: the plan without the configuration's warnings (a warning
+    changes nothing remote, and names files by the path they were read through)."""
+    return {key: value for key, value in plan.items() if key != "warnings"}

@@ -13,10 +13,13 @@ from reconciler.render.text import render_text
 Renderer = Callable[[Plan, TextIO], None]
 
 
-def renderer(name: str, *, color: bool = False) -> Renderer:
-    """The renderer for ``--output NAME``; colour applies to text only."""
+def renderer(name: str, *, color: bool = False, full_plan: str | None = None) -> Renderer:
+    """The renderer for ``--output NAME``; colour applies to text only, ``full_plan`` (the
+    saved plan's file name, for a shortened document's pointer) to Markdown only."""
     if name == "text":
         return lambda plan, out: render_text(plan, out, color=color)
+    if name == "markdown":
+        return lambda plan, out: render_markdown(plan, out, full_plan=full_plan)
     return RENDERERS[name]
 
 

@@ -1,4 +1,10 @@
-"""``tscallbacks apply``: make the remote registrations match (or apply a saved plan)."""
+"""``tscallbacks apply``: make the remote registrations match (or apply a saved plan).
+
+It plans first; only when there are changes does it need an approval: ``yes`` at the
+prompt, ``--auto-approve``, or a saved plan (the reviewed file is the approval, as in
+Terraform). With ``--output json`` stdout holds only the result document; the plan and
+the progress lines go to stderr, and nothing is asked.
+"""
 
 from __future__ import annotations
 
@@ -22,7 +28,24 @@ from reconciler.engine.saved_plan import (
     read_saved_plan,
 )
 from reconciler.engine.target import select
+from reconciler.render.apply_json import render_apply_json
 from reconciler.render.text import render_text
+
+
+def _refusal(args: argparse.Namespace, io: Console) -> str | None:
+    """Why this apply may not ask for ``yes`` (then it changes nothing), or None."""
+    if args.output == "json":
+        return (
+            "--output json does not ask for confirmation: pass --auto-approve, or apply a "
+            "saved plan (tscallbacks apply PLANFILE); nothing was changed"
+        )
+    if not io.stdin.isatty():
+        return (
+            "refusing to apply without confirmation: standard input is not a terminal; "
+            "nothing was changed. Review the plan, then pass --auto-approve, or apply a "
+            "saved plan (tscallbacks apply PLANFILE)"
+        )
+    return None
 
 
 def _confirm(io: Console) -> bool:
@@ -38,11 +61,8 @@ def _confirm(io: Console) -> bool:
 
 
 def run(args: argparse.Namespace, io: Console) -> ExitStatus:
-    if not args.auto_approve and not io.stdin.isatty():
-        raise UsageError(
-            "refusing to apply without confirmation: standard input is not a terminal; "
-            "review 'tscallbacks plan' and pass --auto-approve"
-        )
+    # With --output json, stdout is the result document's alone.
+    human = io.stderr if args.output == "json" else io.stdout
     saved = read_saved_plan(args.planfile) if args.planfile else None
     # The brakes: the flags given; for a saved plan, the overrides it was made with
     # (re-planned with those, to compare), made stricter by a lower --max-deletes.
@@ -62,7 +82,7 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
         chosen = check_accounts(saved, desired, args.account, path=args.planfile)
     else:
         chosen = select(desired, args.account)
-    color = use_color(io.stdout, io.env)
+    color = use_color(human, io.env)
     io.phase = Phase.READING
     with connect(args, io) as client:
         planned = compute_plan(
@@ -77,12 +97,17 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
                 current=planned.current,
                 path=args.planfile,
             )
-        render_text(plan, io.stdout, color=color)
+        render_text(plan, human, color=color)
         if not plan.has_changes:
+            if args.output == "json":
+                render_apply_json(plan, (), io.stdout)
             return ExitStatus.SUCCESS
         raise_if_unsafe(plan, policy)  # before the prompt: nothing is written
-        io.stdout.write("\n")
-        if not args.auto_approve:
+        human.write("\n")
+        if not args.auto_approve and saved is None:
+            refusal = _refusal(args, io)
+            if refusal:
+                raise UsageError(refusal)
             io.phase = Phase.CONFIRMING
             with client.deadline_paused():  # a person reading the plan is no slow API
                 if not _confirm(io):
@@ -90,8 +115,8 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
         io.phase = Phase.APPLYING
 
         def report(result: ChangeResult | AccountHalt) -> None:
-            io.stdout.write(f"{escape.text(str(result))}\n")
-            io.stdout.flush()
+            human.write(f"{escape.text(str(result))}\n")
+            human.flush()
 
         outcome = apply_plan(
             plan,
@@ -101,9 +126,11 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
             on_result=report,
             on_halt=report,
         )
-    io.stdout.write(
+    human.write(
         f"\nApply {'complete' if outcome.ok else 'failed'}! "
         f"Changes made: {outcome.summary_line()}.\n"
     )
+    if args.output == "json":
+        render_apply_json(plan, outcome.results, io.stdout, halts=outcome.halts)
     outcome.raise_for_failures()
     return ExitStatus.SUCCESS

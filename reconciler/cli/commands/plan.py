@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 
 from reconciler.cli.brakes import policy_from
 from reconciler.cli.connection import compute_plan, connect, target
@@ -30,9 +31,10 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
         planned = compute_plan(
             client, loaded.desired, parallelism=args.parallelism, policy=policy, target=chosen
         )
-    plan = planned.plan
+    # The warnings go with the plan too: JSON and Markdown show them, saved plans keep them.
+    plan = replace(planned.plan, warnings=loaded.warnings)
     color = args.output == "text" and use_color(io.stdout, io.env)
-    renderer(args.output, color=color)(plan, io.stdout)
+    renderer(args.output, color=color, full_plan=args.out)(plan, io.stdout)
     if args.out:
         saved = make_saved_plan(
             plan,
