@@ -150,6 +150,27 @@ def build_parser(out: TextIO | None = None) -> argparse.ArgumentParser:
         "time at the apply prompt does not count)",
     )
 
+    chatter = _Parser(add_help=False)
+    loudness = chatter.add_mutually_exclusive_group()
+    loudness.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="also log retries, logins, timings and a request summary to stderr "
+        "(-vv: every request)",
+    )
+    loudness.add_argument(
+        "-q", "--quiet", action="store_true", help="print only errors and the summary"
+    )
+    chatter.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour the output: auto (a terminal, unless NO_COLOR is set), always "
+        "(e.g. GitHub Actions logs), never",
+    )
+
     parser = _Parser(
         out=out,
         prog="tscallbacks",
@@ -180,7 +201,7 @@ problem at once as FILE:LINE:COL: $.path: message. Never uses the network.""",
     plan = _command(
         sub,
         "plan",
-        parents=[debug, config, remote],
+        parents=[debug, config, remote, chatter],
         summary="show what apply would change",
         description="""\
 Read the live registrations of the configured accounts and show what apply
@@ -205,7 +226,7 @@ would create, update or delete. Never changes anything. With
     apply = _command(
         sub,
         "apply",
-        parents=[debug, config, remote],
+        parents=[debug, config, remote, chatter],
         summary="make remote state match the configuration",
         description="""\
 Make the remote registrations match the configuration: show the plan, ask for
@@ -229,7 +250,7 @@ a saved plan, and refuse, changing nothing, if remote state has changed since.""
     export = _command(
         sub,
         "export",
-        parents=[debug, remote],
+        parents=[debug, remote, chatter],
         summary="write live registrations as a configuration",
         description="""\
 Read the live registrations of the named accounts and write them as a

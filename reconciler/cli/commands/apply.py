@@ -6,7 +6,7 @@ import argparse
 import os
 
 from reconciler.cli.connection import compute_plan, connect, target
-from reconciler.cli.console import Console, Phase, use_color
+from reconciler.cli.console import Console, Phase
 from reconciler.cli.loading import load
 from reconciler.core import escape
 from reconciler.core.errors import ExitStatus, UsageError
@@ -44,10 +44,10 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
                     f"there (relative to this directory); pass -c PATH"
                 )
     desired = load(args, io, require_env=True).desired
-    color = use_color(io.stdout, io.env)
+    color = io.use_color(io.stdout)
     io.phase = Phase.READING
     with connect(args, io) as client:
-        planned = compute_plan(client, desired, parallelism=args.parallelism)
+        planned = compute_plan(client, desired, parallelism=args.parallelism, progress=io.progress)
         plan = planned.plan
         if saved is not None:
             check_fresh(
@@ -57,10 +57,14 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
                 current=planned.current,
                 path=args.planfile,
             )
-        render_text(plan, io.stdout, color=color)
+        shown = not (io.quiet and args.auto_approve)  # -q: errors and the summary only
+        if shown:
+            render_text(plan, io.stdout, color=color)
+        elif not plan.has_changes:
+            io.stdout.write("No changes.\n")
         if not plan.has_changes:
             return ExitStatus.SUCCESS
-        io.stdout.write("\n")
+        io.stdout.write("\n" if shown else "")
         if not args.auto_approve:
             io.phase = Phase.CONFIRMING
             with client.deadline_paused():  # a person reading the plan is no slow API
@@ -69,13 +73,18 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
         io.phase = Phase.APPLYING
 
         def report(result: ChangeResult) -> None:
-            # Secrets out before escaping: the stream's redaction would miss an escaped one.
-            io.stdout.write(f"{escape.text(str(result))}\n")
-            io.stdout.flush()
+            advance()
+            if io.quiet:
+                return
+            with io.progress.hidden():  # the live line (stderr) out of the way
+                io.stdout.write(f"{escape.text(str(result))}\n")
+                io.stdout.flush()
 
-        outcome = apply_plan(plan, client, parallelism=args.parallelism, on_result=report)
+        with io.progress.phase("Applying changes", len(plan.changes)) as advance:
+            outcome = apply_plan(plan, client, parallelism=args.parallelism, on_result=report)
+    io.stdout.write("" if io.quiet else "\n")
     io.stdout.write(
-        f"\nApply {'failed' if outcome.failures else 'complete'}! "
+        f"Apply {'failed' if outcome.failures else 'complete'}! "
         f"Changes made: {outcome.summary_line()}.\n"
     )
     outcome.raise_for_failures()

@@ -6,14 +6,13 @@ import argparse
 from pathlib import Path
 from urllib.parse import quote
 
-from reconciler.cli.connection import connect
+from reconciler.cli.connection import connect, read
 from reconciler.cli.console import Console, Phase
 from reconciler.config.schema_check import account_name_problem
 from reconciler.core import escape
 from reconciler.core.errors import ApiError, AuthError, ExitStatus, OutputError, UsageError
 from reconciler.core.families import all_families
 from reconciler.core.fileio import write_atomically
-from reconciler.engine.observe import read_current
 from reconciler.render.export import render_export
 
 # How ThingSpace refuses to list the callbacks of an account it does not know (or that
@@ -43,10 +42,11 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
     io.phase = Phase.READING
     with connect(args, io) as client:
         try:
-            current = read_current(
+            current = read(
                 client,
                 {name: frozenset(all_families()) for name in accounts},
                 parallelism=args.parallelism,
+                progress=io.progress,
             )
         except ApiError as exc:
             raise _missing_account(exc, accounts) or exc from None

@@ -6,7 +6,7 @@ import argparse
 import os
 
 from reconciler.cli.connection import compute_plan, connect, target
-from reconciler.cli.console import Console, Phase, use_color
+from reconciler.cli.console import Console, Phase
 from reconciler.cli.loading import config_path, load
 from reconciler.core.errors import ExitStatus, UsageError
 from reconciler.engine.saved_plan import make_saved_plan, write_saved_plan
@@ -23,9 +23,11 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
         raise UsageError(f"--out {args.out} is a configuration file this plan reads; refusing")
     io.phase = Phase.READING
     with connect(args, io) as client:
-        planned = compute_plan(client, loaded.desired, parallelism=args.parallelism)
+        planned = compute_plan(
+            client, loaded.desired, parallelism=args.parallelism, progress=io.progress
+        )
     plan = planned.plan
-    color = args.output == "text" and use_color(io.stdout, io.env)
+    color = args.output == "text" and io.use_color(io.stdout)
     renderer(args.output, color=color)(plan, io.stdout)
     if args.out:
         saved = make_saved_plan(
