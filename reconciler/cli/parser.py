@@ -246,6 +246,12 @@ a saved plan, and refuse, changing nothing, if remote state has changed since.""
         metavar="PLANFILE",
         help="apply exactly this saved plan; refused if remote state changed since",
     )
+    apply.add_argument(
+        "--journal",
+        metavar="FILE",
+        help="append this run to FILE (default .tscallbacks/journal.jsonl): who, where, "
+        "the remote state before (a backup, without secrets) and every write",
+    )
 
     export = _command(
         sub,

@@ -7,6 +7,7 @@ import os
 
 from reconciler.cli.connection import compute_plan, connect, target
 from reconciler.cli.console import Console, Phase
+from reconciler.cli.journaling import journaled
 from reconciler.cli.loading import load
 from reconciler.core import escape
 from reconciler.core.errors import ExitStatus, UsageError
@@ -46,8 +47,9 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
     desired = load(args, io, require_env=True).desired
     color = io.use_color(io.stdout)
     io.phase = Phase.READING
-    with connect(args, io) as client:
+    with journaled(args, io) as journal, connect(args, io) as client:
         planned = compute_plan(client, desired, parallelism=args.parallelism, progress=io.progress)
+        journal.backup(planned.current, planned.wanted)
         plan = planned.plan
         if saved is not None:
             check_fresh(
@@ -57,6 +59,7 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
                 current=planned.current,
                 path=args.planfile,
             )
+        journal.planned(plan)
         shown = not (io.quiet and args.auto_approve)  # -q: errors and the summary only
         if shown:
             render_text(plan, io.stdout, color=color)
@@ -73,6 +76,7 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
         io.phase = Phase.APPLYING
 
         def report(result: ChangeResult) -> None:
+            journal.write(result)  # first: on disk before anyone is told
             advance()
             if io.quiet:
                 return
