@@ -94,12 +94,12 @@ def served(tmp_path: Path) -> Iterator[Served]:
         server.stop()
 
 
-def seed(base: str) -> None:
+def seed(base: str, *, username: str = "thingspace-ops") -> None:
     """What is there before the bad apply (passwords included)."""
     api = DirectApi(base)
     api.register(A1, "DeviceUsage", "https://good.example.com/usage")
     api.register(A1, "SMSDeliveryConfirmation", "https://good.example.com:9001/sms",
-                 username=HOSTILE_USER, password=OLD_SMS_SECRET)  # fmt: skip
+                 username=username, password=OLD_SMS_SECRET)  # fmt: skip
     api.register(A1, "CarrierService", "https://good.example.com/carrier")
     api.register(A1, "Fota", "https://good.example.com/fota")
     api.register(A2, "QoS", "https://good.example.com/qos")
@@ -200,14 +200,81 @@ def test_sigterm_mid_apply_leaves_a_journal_that_matches_the_simulator(
     assert stat.S_IMODE(journal.stat().st_mode) == 0o600
 
     text = journal.read_text("ascii")
-    for secret in (OLD_SMS_SECRET, SMS_SECRET, SIMULATOR_DEFAULTS["THINGSPACE_CLIENT_SECRET"],
-                   SIMULATOR_DEFAULTS["THINGSPACE_PASSWORD"]):  # fmt: skip
+    for secret in SECRETS:
         assert secret not in text
-    # The hostile username read back from the API stays inside its line.
-    assert text.count("\n") == len(found)
-    assert found[1]["accounts"][A1]["callbacks"]["SMSDeliveryConfirmation"]["username"] == (
-        HOSTILE_USER
-    )
+
+    # Put back what was there, from the interrupted run's backup.
+    restore = tmp_path / "restore.yaml"
+    exported = run("export", "--from-journal", end["run_id"], "--journal", str(journal),
+                   "-o", str(restore), env=base_env())  # fmt: skip
+    assert exported.code == 0, exported.output
+    assert f"set {SMS_VARIABLE} before plan/apply" in exported.stderr
+    env = base_env(served.base, **{SMS_VARIABLE: OLD_SMS_SECRET})
+    put_back = run("apply", "-c", str(restore), "--auto-approve", env=env, cwd=tmp_path)
+    assert put_back.code == 0, put_back.output
+    assert served.state() == before  # passwords included
+    assert run("plan", "-c", str(restore), "--detailed-exitcode", env=env).code == 0
+
+
+SECRETS = (
+    OLD_SMS_SECRET,
+    SMS_SECRET,
+    SIMULATOR_DEFAULTS["THINGSPACE_CLIENT_SECRET"],
+    SIMULATOR_DEFAULTS["THINGSPACE_PASSWORD"],
+)
+SMS_VARIABLE = f"TSC_{A1.replace('-', '_')}_SMSDELIVERYCONFIRMATION_PASSWORD"
+
+
+def test_a_bad_apply_is_undone_from_its_journal(served: Served, tmp_path: Path) -> None:
+    seed(served.base)
+    before = served.state()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD)
+    env = base_env(served.base)
+    applied = run("apply", "-c", str(bad), "--auto-approve", env=env, cwd=tmp_path)
+    assert applied.code == 0, applied.output
+    assert served.state() != before
+    journal = tmp_path / ".tscallbacks" / "journal.jsonl"
+    assert all(secret not in journal.read_text("ascii") for secret in SECRETS)
+
+    exported = run("export", "--from-journal", "last", env=base_env(), cwd=tmp_path)
+    assert exported.code == 0, exported.output
+    restore = tmp_path / "restore.yaml"
+    restore.write_text(exported.stdout)
+    assert exported.stdout.startswith("# Rebuilt by tscallbacks from the backup of apply run ")
+    env[SMS_VARIABLE] = OLD_SMS_SECRET
+    plan = run("plan", "-c", str(restore), "--output", "json", env=env)
+    assert {(c["action"], c["service"]) for c in json.loads(plan.stdout)["changes"]} == {
+        ("update", "DeviceUsage"),
+        ("update", "SMSDeliveryConfirmation"),
+        ("delete", "AlertService"),
+        ("create", "CarrierService"),
+        ("create", "Fota"),
+        ("update", "QoS"),
+        ("delete", "DeviceService"),
+    }
+    assert run("apply", "-c", str(restore), "--auto-approve", env=env, cwd=tmp_path).code == 0
+    assert served.state() == before
+    # The restore was an apply too: its own journal entry, and 'last' now names it.
+    runs = [r for r in records(journal) if r["record"] == "run"]
+    assert len(runs) == 2 and runs[1]["config"] == str(restore)
+
+
+def test_hostile_values_from_the_api_stay_on_their_line(served: Served, tmp_path: Path) -> None:
+    seed(served.base, username=HOSTILE_USER)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD)
+    result = run("apply", "-c", str(bad), "--auto-approve", "--journal", "j.jsonl",
+                 env=base_env(served.base), cwd=tmp_path)  # fmt: skip
+    assert result.code == 0, result.output
+    raw = (tmp_path / "j.jsonl").read_bytes()
+    found = records(tmp_path / "j.jsonl")
+    assert raw.count(b"\n") == len(found) == 3 + BAD_CHANGES + 1
+    backup = found[1]["accounts"][A1]["callbacks"]["SMSDeliveryConfirmation"]
+    assert backup["username"] == HOSTILE_USER  # exactly, after the JSON round trip
+    update = next(r for r in found if r["record"] == "write" and r["before"]
+                  and r["before"]["username"] == HOSTILE_USER)  # fmt: skip
+    assert update["after"]["username"] == "someone-else"
 
 
 def test_apply_journals_in_the_current_directory_by_default(tmp_path: Path) -> None:

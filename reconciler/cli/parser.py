@@ -262,19 +262,32 @@ a saved plan, and refuse, changing nothing, if remote state has changed since.""
 Read the live registrations of the named accounts and write them as a
 configuration file, to start managing accounts that are already set up.
 Passwords are never written: each becomes an ${env:NAME} reference, and a note
-on stderr names the variable to set.""",
+on stderr names the variable to set. With --from-journal, write instead what
+an earlier apply found before it changed anything (its backup in the journal),
+to put it back: no network.""",
         examples=(
             "tscallbacks export --account 0252012345-00001 -o callbacks.yaml",
             "tscallbacks export --account 0252012345-00001 --account 0252012345-00002",
+            "tscallbacks export --from-journal last -o before.yaml  # undo the last apply",
         ),
     )
     export.add_argument(  # --account A B and --account A --account B alike
         "--account",
         action="extend",
         nargs="+",
-        required=True,
         metavar="NAME",
-        help="account to export",
+        help="account to export (required, except with --from-journal: there it selects)",
+    )
+    export.add_argument(
+        "--from-journal",
+        metavar="RUN_ID",
+        help="rebuild the configuration from the backup of apply run RUN_ID ('last': the "
+        "latest run with a backup)",
+    )
+    export.add_argument(
+        "--journal",
+        metavar="FILE",
+        help="the journal to read (default .tscallbacks/journal.jsonl)",
     )
     export.add_argument("-o", "--output-file", dest="output_file", metavar="FILE")
 
