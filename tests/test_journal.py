@@ -174,5 +174,22 @@ def test_a_journal_that_cannot_be_written_is_one_clear_error(tmp_path: Path) -> 
 def test_a_write_that_fails_midway_is_an_error_too(tmp_path: Path) -> None:
     journal = Journal.start(tmp_path / "journal.jsonl", info())
     journal.close()
+    assert not journal.halt.is_set()
     with pytest.raises(OutputError, match="is closed"):
         journal.end(outcome="ok", exit_status=0)
+    assert journal.halt.is_set()  # the apply starts no new change after this
+
+
+def test_a_failing_disk_halts_the_apply(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    journal = Journal.start(tmp_path / "journal.jsonl", info())
+
+    def full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(journal_module.os, "fsync", full)
+    with pytest.raises(OutputError) as caught:
+        journal.end(outcome="ok", exit_status=0)
+    assert str(caught.value).endswith(
+        ": No space left on device (choose another file with --journal)"
+    )
+    assert journal.halt.is_set()

@@ -379,3 +379,30 @@ def test_journal_flag_moves_the_journal(tmp_path: Path) -> None:
     assert result.code == 0, result.output
     assert sorted(p.name for p in (tmp_path / ".tscallbacks").iterdir()) == ["simulator.json"]
     assert records(tmp_path / "x" / "j.jsonl")[-1]["outcome"] == "ok"
+
+
+def test_a_journal_that_fails_mid_apply_stops_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from reconciler import cli
+    from reconciler.core.errors import OutputError
+    from reconciler.engine.journal import Journal
+
+    def disk_full(self: Journal, result: object) -> None:
+        self.halt.set()  # as a failed write does (see test_journal)
+        raise OutputError(f"cannot write the journal {self.path}: No space left on device")
+
+    monkeypatch.setattr(Journal, "write", disk_full)
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(
+        ["apply", "--simulator", "--auto-approve", "-c", str(EXAMPLE), "--parallelism", "1"],
+        env={"SMS_HOOK_PASSWORD": SMS_SECRET}, stdin=io.StringIO(), stdout=out, stderr=err,
+    )  # fmt: skip
+    assert code == 1
+    assert err.getvalue().endswith("No space left on device\n")
+    state = json.loads((tmp_path / ".tscallbacks" / "simulator.json").read_text())
+    assert sum(len(services) for services in state["accounts"].values()) == 1  # then it stopped
+    found = records(tmp_path / ".tscallbacks" / "journal.jsonl")
+    assert found[-1]["outcome"] == "error" and "No space left" in found[-1]["error"]

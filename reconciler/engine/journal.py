@@ -115,6 +115,9 @@ class Journal:
         self._fd: int | None = fd
         self._clock = clock
         self._lock = threading.Lock()
+        # Set once a record could not be written: the apply starts no new change (pass it
+        # as the executor's ``stop``), since what follows could not be recorded.
+        self.halt = threading.Event()
         self._done: Counter[str] = Counter()  # "create"/"update"/"delete" made, "failed"
         self._planned = 0
 
@@ -224,12 +227,14 @@ class Journal:
         data = line.encode("ascii")  # json_text is ASCII: nothing can split a line
         with self._lock:
             if self._fd is None:
+                self.halt.set()
                 raise OutputError(f"the journal {self.path} is closed")
             try:
                 while data:
                     data = data[os.write(self._fd, data) :]
                 os.fsync(self._fd)
             except OSError as exc:
+                self.halt.set()
                 raise _cannot(self.path, exc) from None
 
 

@@ -85,7 +85,9 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
                 io.stdout.flush()
 
         with io.progress.phase("Applying changes", len(plan.changes)) as advance:
-            outcome = apply_plan(plan, client, parallelism=args.parallelism, on_result=report)
+            outcome = apply_plan(
+                plan, client, parallelism=args.parallelism, on_result=report, stop=journal.halt
+            )
     io.stdout.write("" if io.quiet else "\n")
     io.stdout.write(
         f"Apply {'failed' if outcome.failures else 'complete'}! "
