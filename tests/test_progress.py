@@ -83,6 +83,18 @@ def test_a_completion_can_bring_the_line_that_is_due() -> None:
     assert out.getvalue().splitlines()[0] == "Applying changes: 1/2 (6.0 s)"
 
 
+def test_a_phase_that_fails_says_it_stopped() -> None:
+    shown, out, clock = progress()
+    with pytest.raises(RuntimeError), shown.phase("Reading listings", 20):
+        clock.now += 25.1
+        shown.tick()
+        raise RuntimeError("the run stopped")
+    assert out.getvalue().splitlines() == [
+        "Reading listings: 0/20 (25.1 s)",
+        "Reading listings: 0/20 stopped after 25.1 s",
+    ]
+
+
 def test_verbose_always_says_how_long_a_phase_took() -> None:
     shown, out, clock = progress(verbosity=2)
     with shown.phase("Reading listings", 1) as done:

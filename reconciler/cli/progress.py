@@ -110,12 +110,16 @@ class Progress:
             self._phase = _Phase(title, total, now, last_line=now)
             self._draw()
         self._start_ticking()
+        ended = "done in"
         try:
             yield self._advance
+        except BaseException:
+            ended = "stopped after"
+            raise
         finally:
             self._stop_ticking_now()
             with self._lock:
-                self._end_phase()
+                self._end_phase(ended)
 
     def _advance(self) -> None:
         with self._lock:
@@ -140,7 +144,7 @@ class Progress:
             phase.lines += 1
             self._write(self._status(phase) + "\n")
 
-    def _end_phase(self) -> None:
+    def _end_phase(self, ended: str) -> None:
         phase, self._phase = self._phase, None
         if phase is None:
             return
@@ -148,7 +152,7 @@ class Progress:
         # A phase that wrote plain lines says how it ended; with -v every phase does.
         if self.verbosity >= 2 or (phase.lines and self.verbosity >= 1):
             took = duration(self._clock() - phase.started)
-            self._write(f"{phase.title}: {phase.done}/{phase.total} done in {took}\n")
+            self._write(f"{phase.title}: {phase.done}/{phase.total} {ended} {took}\n")
 
     def _status(self, phase: _Phase) -> str:
         took = duration(self._clock() - phase.started)
