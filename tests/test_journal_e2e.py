@@ -154,15 +154,24 @@ def without_passwords(state: dict[str, Any]) -> dict[str, Any]:
             for a, regs in state.items() if regs}  # fmt: skip
 
 
+@pytest.fixture
+def slow_served(tmp_path: Path) -> Iterator[Served]:
+    server = Served(tmp_path / "sim.json", latency_ms=300)  # serve --latency-ms 300
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def test_sigterm_mid_apply_leaves_a_journal_that_matches_the_simulator(
-    served: Served, tmp_path: Path
+    slow_served: Served, tmp_path: Path
 ) -> None:
+    served = slow_served
     seed(served.base)
     served.clear_requests()
     before = served.state()
     bad = tmp_path / "bad.yaml"
     bad.write_text(BAD)
-    served.set_latency(300)
     journal = tmp_path / "audit" / "journal.jsonl"
     proc = subprocess.Popen(
         [str(COMMAND), "apply", "-c", str(bad), "--auto-approve", "--parallelism", "1",

@@ -161,7 +161,11 @@ def build_parser(out: TextIO | None = None) -> argparse.ArgumentParser:
         "(-vv: every request)",
     )
     loudness.add_argument(
-        "-q", "--quiet", action="store_true", help="print only errors and the summary"
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress or wait announcements on stderr; apply --auto-approve -q prints "
+        "only errors and its summary line",
     )
     chatter.add_argument(
         "--color",
