@@ -52,7 +52,7 @@ def run(
     proc = subprocess.run(
         [str(COMMAND), *args],
         env=dict(env),
-        cwd=cwd or REPO,
+        cwd=cwd or Path.cwd(),  # each test's own directory (see conftest)
         input=stdin,
         stdin=None if stdin is not None else subprocess.DEVNULL,
         capture_output=True,

@@ -37,7 +37,7 @@ def _signal_while_reading(sim: Simulator, sig: int, *command: str) -> tuple[int,
     proc = subprocess.Popen(
         [str(COMMAND), *command, "-c", str(EXAMPLE), "--parallelism", "2"],
         env=base_env(sim.base_url), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, cwd=REPO,
+        stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 30

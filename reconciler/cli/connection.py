@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from reconciler.cli.console import Console
+from reconciler.cli.progress import Progress
 from reconciler.core.errors import UsageError
 from reconciler.core.families import FamilySpec
 from reconciler.core.model import CurrentState, DesiredState
@@ -67,14 +69,20 @@ def _client(
 ) -> Iterator[ThingSpaceClient]:
     # The client masks its own credentials and tokens in API error text; the registry
     # adds the configuration's callback passwords, however late they are loaded.
-    with ThingSpaceClient(
+    started = time.monotonic()
+    client = ThingSpaceClient(
         endpoint,
         credentials,
         options=options,
         known_secrets=io.secrets.values,
         stop=io.interrupted,
-    ) as client:
-        yield client
+        observer=io.progress,
+    )
+    try:
+        with client:
+            yield client
+    finally:  # the request summary (-v), however the run ended
+        io.progress.summary(client.stats(), time.monotonic() - started)
 
 
 @dataclass(frozen=True)
@@ -93,12 +101,28 @@ def compute_plan(
     parallelism: int,
     policy: SafetyPolicy | None = None,
     target: Target | None = None,
+    progress: Progress | None = None,
 ) -> Planned:
     """Read and plan the target's accounts (every configured one without a target)."""
     note = target.note() if target is not None else None
     if target is not None:
         desired = restrict(desired, target)
     wanted = families_to_read(desired)
-    current = read_current(client, wanted, parallelism=parallelism)
+    current = read(client, wanted, parallelism=parallelism, progress=progress)
     plan = make_plan(desired, current, policy=policy, notes=(note,) if note else ())
     return Planned(plan, current, wanted)
+
+
+def read(
+    client: ThingSpaceClient,
+    wanted: dict[str, frozenset[FamilySpec]],
+    *,
+    parallelism: int,
+    progress: Progress | None = None,
+) -> CurrentState:
+    """Read the wanted listings, showing progress ("Reading listings: 3/12")."""
+    if progress is None:
+        return read_current(client, wanted, parallelism=parallelism)
+    total = sum(len(families) for families in wanted.values())
+    with progress.phase("Reading listings", total) as done:
+        return read_current(client, wanted, parallelism=parallelism, on_listing=done)

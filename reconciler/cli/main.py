@@ -160,6 +160,11 @@ def _funnel(
     err = io.stderr
     try:
         args = build_parser(io.stdout).parse_args(args_list)
+        io.configure(
+            verbose=getattr(args, "verbose", 0),
+            quiet=getattr(args, "quiet", False),
+            color=getattr(args, "color", "auto"),
+        )
         return int(_run(args.command, args, io))
     except TscError as exc:
         # Configuration problems already read PATH:LINE:COL: $.path: message.

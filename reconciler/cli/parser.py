@@ -192,6 +192,31 @@ def build_parser(out: TextIO | None = None) -> argparse.ArgumentParser:
         "time at the apply prompt does not count)",
     )
 
+    chatter = _Parser(add_help=False)
+    loudness = chatter.add_mutually_exclusive_group()
+    loudness.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="also log retries, logins, timings and a request summary to stderr "
+        "(-vv: every request)",
+    )
+    loudness.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress or wait announcements on stderr; apply --auto-approve -q prints "
+        "only errors and its summary line",
+    )
+    chatter.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour the output: auto (a terminal, unless NO_COLOR is set), always "
+        "(e.g. GitHub Actions logs), never",
+    )
+
     parser = _Parser(
         out=out,
         prog="tscallbacks",
@@ -222,7 +247,7 @@ problem at once as FILE:LINE:COL: $.path: message. Never uses the network.""",
     plan = _command(
         sub,
         "plan",
-        parents=[debug, config, remote, _brakes_and_target("plan")],
+        parents=[debug, config, remote, chatter, _brakes_and_target("plan")],
         summary="show what apply would change",
         description="""\
 Read the live registrations of the configured accounts and show what apply
@@ -250,7 +275,7 @@ what a saved plan (--out) is applied with.""",
     apply = _command(
         sub,
         "apply",
-        parents=[debug, config, remote, _brakes_and_target("apply")],
+        parents=[debug, config, remote, chatter, _brakes_and_target("apply")],
         summary="make remote state match the configuration",
         description="""\
 Make the remote registrations match the configuration: show the plan and, if
@@ -283,6 +308,12 @@ stdout is one JSON document with each change's outcome.""",
         metavar="PLANFILE",
         help="apply exactly this saved plan, without asking; refused if remote state changed since",
     )
+    apply.add_argument(
+        "--journal",
+        metavar="FILE",
+        help="append this run to FILE (default .tscallbacks/journal.jsonl): who, where, "
+        "the remote state before (a backup, without secrets) and every write",
+    )
 
     show = _command(
         sub,
@@ -307,25 +338,39 @@ or network.""",
     export = _command(
         sub,
         "export",
-        parents=[debug, remote],
+        parents=[debug, remote, chatter],
         summary="write live registrations as a configuration",
         description="""\
 Read the live registrations of the named accounts and write them as a
 configuration file, to start managing accounts that are already set up.
 Passwords are never written: each becomes an ${env:NAME} reference, and a note
-on stderr names the variable to set.""",
+on stderr names the variable to set. With --from-journal, write instead what
+an earlier apply found before it changed anything (its backup in the journal),
+to put it back: no network.""",
         examples=(
             "tscallbacks export --account 0252012345-00001 -o callbacks.yaml",
             "tscallbacks export --account 0252012345-00001 --account 0252012345-00002",
+            "tscallbacks export --from-journal last -o before.yaml  # undo the last apply",
         ),
     )
     export.add_argument(  # --account A B and --account A --account B alike
         "--account",
         action="extend",
         nargs="+",
-        required=True,
         metavar="NAME",
-        help="account to export: an exact name (no patterns; export reads no configuration)",
+        help="account to export: an exact name, no patterns (required, except with "
+        "--from-journal: there it selects from the backup)",
+    )
+    export.add_argument(
+        "--from-journal",
+        metavar="RUN_ID",
+        help="rebuild the configuration from the backup of apply run RUN_ID ('last': the "
+        "latest run with a backup)",
+    )
+    export.add_argument(
+        "--journal",
+        metavar="FILE",
+        help="the journal to read (default .tscallbacks/journal.jsonl)",
     )
     export.add_argument("-o", "--output-file", dest="output_file", metavar="FILE")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from reconciler.core.families import FamilySpec, all_families
@@ -18,7 +18,11 @@ from reconciler.thingspace.client import ThingSpaceClient
 
 
 def read_current(
-    client: ThingSpaceClient, wanted: Mapping[str, frozenset[FamilySpec]], *, parallelism: int
+    client: ThingSpaceClient,
+    wanted: Mapping[str, frozenset[FamilySpec]],
+    *,
+    parallelism: int,
+    on_listing: Callable[[], None] = lambda: None,
 ) -> CurrentState:
     """List the given families for each given account (and nothing else), in parallel with at
     most ``parallelism`` workers, and normalize. The first failure stops the reading: no
@@ -26,6 +30,8 @@ def read_current(
 
     Every account in ``wanted`` appears in the result, with an empty mapping when nothing
     is registered in the families read (or no family was asked for).
+
+    ``on_listing`` hears each listing read (from the reading threads), for progress.
 
     Interrupted (Ctrl-C), it returns at once without waiting for the listings under way:
     reading changes nothing, and its workers are daemon threads, so the process can exit
@@ -37,7 +43,7 @@ def read_current(
         for family in all_families()  # declaration order, so merging is deterministic
         if family in wanted[account]
     ]
-    results = _read_all(client, jobs, parallelism) if jobs else {}
+    results = _read_all(client, jobs, parallelism, on_listing) if jobs else {}
     accounts: dict[str, Mapping[str, Registration]] = {}
     for account in wanted:
         merged: dict[str, Registration] = {}
@@ -52,7 +58,7 @@ _Outcome = tuple[_Job, dict[str, Registration] | None, BaseException | None]
 
 
 def _read_all(
-    client: ThingSpaceClient, jobs: list[_Job], parallelism: int
+    client: ThingSpaceClient, jobs: list[_Job], parallelism: int, on_listing: Callable[[], None]
 ) -> dict[_Job, dict[str, Registration]]:
     todo: queue.SimpleQueue[_Job] = queue.SimpleQueue()
     for job in jobs:
@@ -67,9 +73,12 @@ def _read_all(
             except queue.Empty:
                 return
             try:
-                done.put((job, _read_one(client, *job), None))
+                listing = _read_one(client, *job)
+                on_listing()
             except BaseException as exc:  # handed to the caller's thread
                 done.put((job, None, exc))
+                continue
+            done.put((job, listing, None))
 
     workers = [
         threading.Thread(target=work, name=f"tsc-read-{i}", daemon=True)

@@ -9,7 +9,7 @@ itself. Password values are never written: a registration with a password gets a
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -50,8 +50,17 @@ _Dumper.add_representer(str, _represent_str)
 _Dumper.add_representer(_AccountName, _represent_account)
 
 
-def render_export(current: CurrentState, accounts: Sequence[str]) -> tuple[str, list[str]]:
-    """The configuration text for ``accounts`` (in the given order) and notes for the user."""
+def render_export(
+    current: CurrentState,
+    accounts: Sequence[str],
+    *,
+    prune: Mapping[str, bool] | None = None,
+    header: str = HEADER,
+) -> tuple[str, list[str]]:
+    """The configuration text for ``accounts`` (in the given order) and notes for the user.
+
+    Every account gets ``prune: true`` unless ``prune`` says otherwise for it. ``header``
+    is a comment line (ours: it is written as it is)."""
     notes: list[str] = []
     used: set[str] = set()
     document: dict[str, Any] = {"version": 1, "accounts": {}}
@@ -61,7 +70,8 @@ def render_export(current: CurrentState, accounts: Sequence[str]) -> tuple[str, 
         for service in sorted(registrations):
             reg = registrations[service]
             callbacks[service] = _registration(account, service, reg, used, notes)
-        document["accounts"][_AccountName(account)] = {"prune": True, "callbacks": callbacks}
+        pruned = True if prune is None else prune.get(account, True)
+        document["accounts"][_AccountName(account)] = {"prune": pruned, "callbacks": callbacks}
     text = yaml.dump(
         document,
         Dumper=_Dumper,
@@ -70,7 +80,7 @@ def render_export(current: CurrentState, accounts: Sequence[str]) -> tuple[str, 
         default_flow_style=False,
         width=1 << 30,  # never fold: a long URL stays on its line
     )
-    return HEADER + text, notes
+    return header + text, notes
 
 
 def _registration(

@@ -29,6 +29,7 @@ from reconciler.thingspace import wireformat
 from reconciler.thingspace.auth import Authenticator, Tokens
 from reconciler.thingspace.credentials import Credentials
 from reconciler.thingspace.endpoint import normalize_endpoint
+from reconciler.thingspace.events import WireObserver
 from reconciler.thingspace.options import ClientOptions
 from reconciler.thingspace.transport import RequestStats, Sent, Wire
 
@@ -67,11 +68,13 @@ class ThingSpaceClient:
         rng: random.Random | None = None,
         known_secrets: Callable[[], Iterable[str]] = tuple,
         stop: threading.Event | None = None,
+        observer: WireObserver | None = None,
     ) -> None:
         """``known_secrets``: more values to mask in text the API sends back, besides the
         client's own (the configuration's callback passwords, say); asked on every error.
         ``sleep`` defaults to a wait that ends early once ``stop`` is set (Ctrl-C): after
-        that, no new request is sent. ``options.deadline`` counts from here."""
+        that, no new request is sent. ``options.deadline`` counts from here. ``observer``
+        hears every attempt and every wait before a retry, from any thread."""
         self.endpoint = normalize_endpoint(endpoint)
         options = options or ClientOptions()
         self.options = options
@@ -93,6 +96,7 @@ class ThingSpaceClient:
             secrets=self.secrets,
             clock=clock,
             stop=stop,
+            observer=observer,
         )
         self._auth = Authenticator(self._wire, credentials, clock=clock)
 

@@ -26,6 +26,7 @@ from reconciler import __version__
 from reconciler.core.errors import ApiError, TransportError
 from reconciler.core.secrets import scrub
 from reconciler.thingspace.diagnose import describe, host_port
+from reconciler.thingspace.events import Attempted, Cause, Waiting, WireEvent, WireObserver
 from reconciler.thingspace.guard import RunGuard
 from reconciler.thingspace.options import ClientOptions
 
@@ -78,7 +79,10 @@ class Wire:
         secrets: Callable[[], list[str]],
         clock: Callable[[], float],
         stop: threading.Event | None = None,
+        observer: WireObserver | None = None,
     ) -> None:
+        """``observer`` hears every attempt and every wait before a retry (see
+        :mod:`reconciler.thingspace.events`)."""
         self._base = base
         self._where = host_port(base)
         self._session = session
@@ -90,6 +94,8 @@ class Wire:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()
         self.retries = 0
+        self._clock = clock
+        self._observer = observer
         self.guard = RunGuard(
             clock=clock,
             deadline=options.deadline,
@@ -136,6 +142,9 @@ class Wire:
                     self.retries += 1
             final: str | None = None  # a failure no retry can mend
             failure: str | None = None  # a failure the breaker counts
+            cause = Cause.RATE_LIMITED
+            status: int | None = None
+            started = self._clock()
             timeout = (self._options.connect_timeout, self._options.read_timeout)
             self.guard.check()  # not even waiting for a slot once the run has stopped
             try:
@@ -145,6 +154,7 @@ class Wire:
                         on_attempt()
                     with self._lock:
                         self._counts[(method, kind)] += 1
+                    started = self._clock()
                     response = self._session.request(
                         method,
                         self._base + path,
@@ -157,6 +167,7 @@ class Wire:
                     )
             except requests.exceptions.SSLError:
                 final = f"TLS error with {self._where} (certificate or handshake)"
+                self._attempted(method, path, kind, attempt, None, started, final)
             except (
                 requests.ConnectionError,
                 requests.Timeout,
@@ -166,6 +177,8 @@ class Wire:
                 last = None
                 reason = describe(exc, self._where, timeout)
                 failure = f"{method} {path}: {reason}"
+                cause = Cause.NO_ANSWER
+                self._attempted(method, path, kind, attempt, None, started, reason)
                 delay = self._policy.backoff(attempt, self._rng)
                 log.debug("%s %s: %s (attempt %d/%d)", method, path, reason, attempt, limit)
             except requests.RequestException as exc:
@@ -176,6 +189,7 @@ class Wire:
                 final = "the request could not be encoded (non-Latin-1 credentials?)"
             else:
                 status = response.status_code
+                self._attempted(method, path, kind, attempt, status, started, None)
                 if not self._policy.retryable(status):
                     self.guard.answered()
                     return Sent(response, ambiguous)
@@ -183,6 +197,7 @@ class Wire:
                 last = response
                 if status != 429:  # a rate limit is an answer, not a failure
                     failure = str(self.error(method, path, response, extra_secrets=extra_secrets))
+                    cause = Cause.SERVER_ERROR
                 delay = self._policy.delay(attempt, self._rng, response.headers.get("Retry-After"))
                 log.debug("%s %s: HTTP %d (attempt %d/%d)", method, path, status, attempt, limit)
             # Raised outside the except blocks, so no chained exception (whose text may
@@ -193,11 +208,34 @@ class Wire:
                 self.guard.failed(failure)
             if attempt < limit:
                 self.guard.check_wait(delay, failure or f"{method} {path}: HTTP 429")
+                why = reason if cause is Cause.NO_ANSWER else None
+                self._emit(Waiting(method, path, kind, attempt, limit, delay, cause, status, why))
                 self._sleep(delay)
         gave_up = f"gave up after {limit} attempt{'s' if limit != 1 else ''}"
         if last is not None:
             raise self.error(method, path, last, detail=gave_up, extra_secrets=extra_secrets)
         raise TransportError(method, path, f"{reason}; {gave_up}")
+
+    def _attempted(
+        self,
+        method: str,
+        path: str,
+        kind: str,
+        attempt: int,
+        status: int | None,
+        started: float,
+        failure: str | None,
+    ) -> None:
+        seconds = max(0.0, self._clock() - started)
+        self._emit(Attempted(method, path, kind, attempt, status, seconds, failure))
+
+    def _emit(self, event: WireEvent) -> None:
+        if self._observer is None:
+            return
+        try:
+            self._observer(event)
+        except Exception:  # watching must never break a run (a closed stderr, say)
+            log.debug("the wire observer failed on %s", type(event).__name__, exc_info=True)
 
     def _timeouts(self, left: float | None) -> tuple[float, float]:
         """(connect, read) timeouts, never past the run's deadline."""

@@ -13,7 +13,8 @@ import os
 
 from reconciler.cli.brakes import policy_from
 from reconciler.cli.connection import compute_plan, connect, target
-from reconciler.cli.console import Console, Phase, use_color
+from reconciler.cli.console import Console, Phase
+from reconciler.cli.journaling import journaled
 from reconciler.cli.loading import load
 from reconciler.core import escape
 from reconciler.core.errors import ExitStatus, UsageError
@@ -82,12 +83,18 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
         chosen = check_accounts(saved, desired, args.account, path=args.planfile)
     else:
         chosen = select(desired, args.account)
-    color = use_color(human, io.env)
+    color = io.use_color(human)
     io.phase = Phase.READING
-    with connect(args, io) as client:
+    with journaled(args, io) as journal, connect(args, io) as client:
         planned = compute_plan(
-            client, desired, parallelism=args.parallelism, policy=plan_policy, target=chosen
+            client,
+            desired,
+            parallelism=args.parallelism,
+            policy=plan_policy,
+            target=chosen,
+            progress=io.progress,
         )
+        journal.backup(planned.current, planned.wanted)
         plan = planned.plan
         if saved is not None:
             check_fresh(
@@ -97,38 +104,54 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
                 current=planned.current,
                 path=args.planfile,
             )
-        render_text(plan, human, color=color)
+        journal.planned(plan)
+        shown = not (io.quiet and args.auto_approve)  # -q: errors and the summary only
+        if shown:
+            render_text(plan, human, color=color)
+        elif not plan.has_changes:
+            human.write("No changes.\n")
         if not plan.has_changes:
             if args.output == "json":
                 render_apply_json(plan, (), io.stdout)
             return ExitStatus.SUCCESS
         raise_if_unsafe(plan, policy)  # before the prompt: nothing is written
-        human.write("\n")
+        human.write("\n" if shown else "")
         if not args.auto_approve and saved is None:
+            io.phase = Phase.CONFIRMING  # not approved, whether refused or answered "no"
             refusal = _refusal(args, io)
             if refusal:
                 raise UsageError(refusal)
-            io.phase = Phase.CONFIRMING
             with client.deadline_paused():  # a person reading the plan is no slow API
                 if not _confirm(io):
                     raise UsageError("apply cancelled: nothing was changed")
         io.phase = Phase.APPLYING
 
         def report(result: ChangeResult | AccountHalt) -> None:
-            human.write(f"{escape.text(str(result))}\n")
-            human.flush()
+            # On disk first, before anyone is told.
+            if isinstance(result, AccountHalt):
+                journal.halted(result)
+            else:
+                journal.write(result)
+                advance()
+            if io.quiet:
+                return
+            with io.progress.hidden():  # the live line (stderr) out of the way
+                human.write(f"{escape.text(str(result))}\n")
+                human.flush()
 
-        outcome = apply_plan(
-            plan,
-            client,
-            basis=Basis(planned.current, planned.wanted),
-            parallelism=args.parallelism,
-            on_result=report,
-            on_halt=report,
-        )
+        with io.progress.phase("Applying changes", len(plan.changes)) as advance:
+            outcome = apply_plan(
+                plan,
+                client,
+                basis=Basis(planned.current, planned.wanted),
+                parallelism=args.parallelism,
+                on_result=report,
+                on_halt=report,
+                stop=journal.halt,
+            )
+    human.write("" if io.quiet else "\n")
     human.write(
-        f"\nApply {'complete' if outcome.ok else 'failed'}! "
-        f"Changes made: {outcome.summary_line()}.\n"
+        f"Apply {'complete' if outcome.ok else 'failed'}! Changes made: {outcome.summary_line()}.\n"
     )
     if args.output == "json":
         render_apply_json(plan, outcome.results, io.stdout, halts=outcome.halts)

@@ -6,14 +6,16 @@ import argparse
 from pathlib import Path
 from urllib.parse import quote
 
-from reconciler.cli.connection import connect
+from reconciler.cli.connection import connect, read
 from reconciler.cli.console import Console, Phase
+from reconciler.cli.journaling import journal_path
 from reconciler.config.schema_check import account_name_problem
 from reconciler.core import escape
 from reconciler.core.errors import ApiError, AuthError, ExitStatus, OutputError, UsageError
 from reconciler.core.families import all_families
 from reconciler.core.fileio import write_atomically
-from reconciler.engine.observe import read_current
+from reconciler.core.model import CurrentState
+from reconciler.engine.restore import restore_point
 from reconciler.render.export import render_export
 
 # How ThingSpace refuses to list the callbacks of an account it does not know (or that
@@ -35,7 +37,12 @@ def _missing_account(exc: ApiError, accounts: list[str]) -> UsageError | None:
 
 
 def run(args: argparse.Namespace, io: Console) -> ExitStatus:
-    accounts = list(dict.fromkeys(args.account))
+    accounts = list(dict.fromkeys(args.account or ()))
+    if not accounts and not args.from_journal:
+        raise UsageError(
+            "export: name the accounts to export with --account NAME, or rebuild an "
+            "earlier state with --from-journal RUN_ID (see 'tscallbacks export --help')"
+        )
     for name in accounts:
         if any(char in name for char in "*?["):
             # ThingSpace cannot list a user's accounts, and export reads no configuration:
@@ -47,17 +54,10 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
         problem = account_name_problem(name)
         if problem:
             raise UsageError(f"--account '{name}': {problem}")
-    io.phase = Phase.READING
-    with connect(args, io) as client:
-        try:
-            current = read_current(
-                client,
-                {name: frozenset(all_families()) for name in accounts},
-                parallelism=args.parallelism,
-            )
-        except ApiError as exc:
-            raise _missing_account(exc, accounts) or exc from None
-    text, notes = render_export(current, accounts)
+    if args.from_journal:
+        text, notes = _from_journal(args, io, accounts)
+    else:
+        text, notes = render_export(_read_live(args, io, accounts), accounts)
     if args.output_file:
         try:
             write_atomically(Path(args.output_file), text)
@@ -69,3 +69,58 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
     for note in notes:
         io.stderr.write(f"Note: {escape.text(note)}\n")
     return ExitStatus.SUCCESS
+
+
+def _read_live(args: argparse.Namespace, io: Console, accounts: list[str]) -> CurrentState:
+    io.phase = Phase.READING
+    with connect(args, io) as client:
+        try:
+            return read(
+                client,
+                {name: frozenset(all_families()) for name in accounts},
+                parallelism=args.parallelism,
+                progress=io.progress,
+            )
+        except ApiError as exc:
+            raise _missing_account(exc, accounts) or exc from None
+
+
+def _from_journal(
+    args: argparse.Namespace, io: Console, accounts: list[str]
+) -> tuple[str, list[str]]:
+    """The configuration an apply found before it wrote (its backup), without network.
+
+    An account whose every family was read is restored exactly (``prune: true``). One
+    read only in part (its configuration had ``prune: false``) gets ``prune: false``,
+    so that the families the run never read are left alone; a service the run created
+    there then stays, and a note names it."""
+    point = restore_point(journal_path(args), args.from_journal)
+    known = list(point.current.accounts)
+    missing = [a for a in accounts if a not in point.current.accounts]
+    if missing:
+        raise UsageError(
+            f"run {point.run_id} has no backup of account '{missing[0]}' "
+            f"(it read: {', '.join(known) or 'no account'})"
+        )
+    chosen = accounts or known
+    prune = {a: point.complete(a) for a in chosen}
+    header = (
+        f"# Rebuilt by tscallbacks from the backup of apply run {escape.text(point.run_id)}"
+        f" ({escape.text(point.time)}): the registrations it found before writing.\n"
+    )
+    text, notes = render_export(point.current, chosen, prune=prune, header=header)
+    for account in chosen:
+        if prune[account]:
+            continue
+        for service in point.created.get(account, ()):
+            notes.append(
+                f"{account}/{service} was created by run {point.run_id} and is not in its "
+                "backup; with prune: false it is left in place: remove it by hand if it "
+                "must go"
+            )
+    if not io.quiet:
+        io.stderr.write(
+            f"Rebuilt from the backup of run {escape.text(point.run_id)} "
+            f"({escape.text(point.time)}, configuration {escape.text(point.config or '?')}).\n"
+        )
+    return text, notes

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from reconciler.cli.brakes import policy_from
 from reconciler.cli.connection import compute_plan, connect, target
-from reconciler.cli.console import Console, Phase, use_color
+from reconciler.cli.console import Console, Phase
 from reconciler.cli.loading import config_path, load
 from reconciler.core.errors import ExitStatus, UsageError
 from reconciler.engine.saved_plan import make_saved_plan, write_saved_plan
@@ -29,11 +29,16 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
     io.phase = Phase.READING
     with connect(args, io) as client:
         planned = compute_plan(
-            client, loaded.desired, parallelism=args.parallelism, policy=policy, target=chosen
+            client,
+            loaded.desired,
+            parallelism=args.parallelism,
+            policy=policy,
+            target=chosen,
+            progress=io.progress,
         )
     # The warnings go with the plan too: JSON and Markdown show them, saved plans keep them.
     plan = replace(planned.plan, warnings=loaded.warnings)
-    color = args.output == "text" and use_color(io.stdout, io.env)
+    color = args.output == "text" and io.use_color(io.stdout)
     renderer(args.output, color=color, full_plan=args.out)(plan, io.stdout)
     if args.out:
         saved = make_saved_plan(
