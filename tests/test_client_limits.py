@@ -239,7 +239,15 @@ def test_time_at_a_prompt_does_not_count(api: rm.Mocker) -> None:
 def test_a_set_stop_event_sends_nothing_and_cuts_waits_short(api: rm.Mocker) -> None:
     api.get(LIST, status_code=503)
     stop = threading.Event()
-    client = ThingSpaceClient(BASE, CREDS, stop=stop)  # the default, interruptible sleep
+    class LongestWait(random.Random):
+        """Backoff at its ceiling (0.5 s first): the stop always lands inside a wait,
+        never after enough quick retries to trip the circuit breaker first."""
+
+        def uniform(self, a: float, b: float) -> float:
+            return b
+
+    # the default, interruptible sleep
+    client = ThingSpaceClient(BASE, CREDS, stop=stop, rng=LongestWait())
     timer = threading.Timer(0.2, stop.set)
     timer.start()
     with pytest.raises(RunStopped, match="interrupted; no new request was sent"):
