@@ -26,26 +26,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from reconciler.core import catalog
 from reconciler.thingspace.credentials import ENV_NAMES, SIMULATOR_DEFAULTS
 
-SERVICES = (
-    "AlertService",
-    "CarrierService",
-    "DevicePRLInformation",
-    "DeviceProfileService",
-    "DeviceService",
-    "DeviceSuspensionStatus",
-    "DeviceUsage",
-    "EnhancedConnectivityService",
-    "ExternalProvisioningChanges",
-    "PromoChanges",
-    "ResumeTrackingNotification",
-    "SMSDeliveryConfirmation",
-    "StateService",
-    "QoS",
-    "NiddService",
-    "Fota",
-)
+# Every service of the catalog: the 15 M2M services and Fota.
+SERVICES = tuple(catalog.services())
 COMMAND = str(Path(sys.executable).parent / "tscallbacks")
 LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 

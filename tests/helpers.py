@@ -18,6 +18,9 @@ from reconciler.core.model import CurrentState, DesiredAccount, DesiredState, Re
 from reconciler.core.secrets import Secret
 from reconciler.thingspace.auth import LOGIN_PATH, TOKEN_PATH
 
+# The M2M services in catalog order (tests that need several distinct services).
+M2M_SERVICES = tuple(catalog.services_of(M2M))
+
 
 def reg(
     url: str, username: str | None = None, password: str | None = None, *, known: bool = True

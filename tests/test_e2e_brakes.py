@@ -12,23 +12,13 @@ import pytest
 from reconciler.simulator import Simulator, SimulatorConfig
 from reconciler.thingspace.credentials import Credentials
 from tests.e2e_support import DirectApi, Result, base_env, run
+from tests.helpers import M2M_SERVICES
 
 pytestmark = pytest.mark.e2e
 
 HOOK = "https://hooks.example.com"
 # Ten M2M services: enough registrations for the delete threshold to count.
-SERVICES = (
-    "AlertService",
-    "CarrierService",
-    "DevicePRLInformation",
-    "DeviceProfileService",
-    "DeviceService",
-    "DeviceSuspensionStatus",
-    "DeviceUsage",
-    "EnhancedConnectivityService",
-    "ExternalProvisioningChanges",
-    "PromoChanges",
-)
+SERVICES = M2M_SERVICES[:10]
 
 
 @pytest.fixture

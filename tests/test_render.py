@@ -16,7 +16,7 @@ from reconciler.engine.plan import Plan
 from reconciler.engine.planner import make_plan
 from reconciler.engine.safety import SafetyPolicy, assessed
 from reconciler.render import RENDERERS, renderer
-from tests.helpers import current, desired, reg
+from tests.helpers import M2M_SERVICES, current, desired, reg
 
 GOLDEN = Path(__file__).parent / "golden"
 SECRETS = ("n3w-sms-secret", "0ld-sms-secret", "unreturned-secret")
@@ -96,18 +96,7 @@ def test_golden(name: str) -> None:
 def brakes_plan() -> Plan:
     """A protected update and 4 deletes of 10 managed: protect, the threshold and
     --max-deletes 2 all fire."""
-    services = [
-        "AlertService",
-        "CarrierService",
-        "DevicePRLInformation",
-        "DeviceProfileService",
-        "DeviceService",
-        "DeviceSuspensionStatus",
-        "DeviceUsage",
-        "EnhancedConnectivityService",
-        "ExternalProvisioningChanges",
-        "PromoChanges",
-    ]
+    services = list(M2M_SERVICES[:10])
     live = {s: reg(f"https://hooks.example.com/{s}") for s in services}
     kept = {s: live[s] for s in services[:5]}
     kept["DeviceUsage"] = replace(reg("https://hooks.example.com/moved"), protect=True)

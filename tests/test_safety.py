@@ -20,23 +20,10 @@ from reconciler.engine.safety import (
     assessed,
     raise_if_unsafe,
 )
-from tests.helpers import current, desired, reg
+from tests.helpers import M2M_SERVICES, current, desired, reg
 
 A, B = "acct-1", "acct-2"
-SERVICES = (
-    "AlertService",
-    "CarrierService",
-    "DevicePRLInformation",
-    "DeviceProfileService",
-    "DeviceService",
-    "DeviceSuspensionStatus",
-    "DeviceUsage",
-    "EnhancedConnectivityService",
-    "ExternalProvisioningChanges",
-    "PromoChanges",
-    "ResumeTrackingNotification",
-    "SMSDeliveryConfirmation",
-)
+SERVICES = M2M_SERVICES[:12]
 
 
 def url(service: str) -> str:
