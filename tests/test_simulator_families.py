@@ -296,6 +296,11 @@ def test_a_contradictory_entry_is_refused_at_once(changes: dict[str, Any]) -> No
         Family(**fields)
 
 
+def test_free_form_names_need_service_names() -> None:
+    with pytest.raises(ValueError, match="family FOTA v2: free_names needs service names"):
+        Family(**{**FOTA_V2.__dict__, "free_names": True, "key_prefix": "V2:"})
+
+
 def test_a_service_in_two_families_is_refused() -> None:
     with pytest.raises(ValueError, match="'Fota' is in both FOTA and"):
         FamilyTable((FOTA_V1, Family(**{**FOTA_V1.__dict__, "label": "FOTA2"})))
