@@ -5,8 +5,8 @@
 * Its table says what the team's API notes say (``thingspace-api.md`` and the key table
   of ``thingspace-families.md``), transcribed here by hand: the facts below are quoted
   from the notes, never read from the simulator or the product.
-* The handlers serve any entry: test-only entries shaped like the families not served yet
-  (Diagnostics, FOTA v2, HPL) exercise what M2M and FOTA v1 do not.
+* The handlers serve any entry: test-only entries shaped like Diagnostics, FOTA v2 and HPL
+  exercise the machinery apart from the served table.
 """
 
 from __future__ import annotations
@@ -24,10 +24,17 @@ from reconciler.simulator import SimulatorCredentials
 from reconciler.simulator.api import Api
 from reconciler.simulator.callbacks import FamilyApi
 from reconciler.simulator.families import (
+    DEVICE_LOCATION,
+    DIAGNOSTICS,
     FAMILIES,
     FOTA_V1,
+    FOTA_V2,
+    FOTA_V3,
+    HPL,
     JSON,
     M2M,
+    SHARED_SECRET_HEADER,
+    ErrorStyle,
     Family,
     FamilyTable,
     Item,
@@ -175,11 +182,98 @@ def test_fota_v1_entry_says_what_the_notes_say() -> None:
     assert FOTA_V1.content_types == {"application/json"} and not FOTA_V1.update
 
 
+def keys(shape: tuple[tuple[str, Item], ...]) -> list[str]:
+    return [key for key, _ in shape]
+
+
+def test_device_location_entry_says_what_the_notes_say() -> None:
+    # families §2 and §8: path account, service in the path on DELETE.
+    assert served_routes(DEVICE_LOCATION) == {
+        "GET /api/loc/v1/callbacks/{account}",
+        "POST /api/loc/v1/callbacks/{account}",
+        "DELETE /api/loc/v1/callbacks/{account}/name/{service}",
+    }
+    assert DEVICE_LOCATION.services == ("Location", "DeviceLocation")  # CallbackServiceNameEnum
+    assert "*/*" in DEVICE_LOCATION.content_types  # "Content-Type */*" on register
+    assert keys(DEVICE_LOCATION.list_item) == ["name", "url"]  # the SDK's model
+    assert DEVICE_LOCATION.list_is_array and DEVICE_LOCATION.empty_list_body == b""  # "empty"
+    assert keys(DEVICE_LOCATION.register_reply) == ["account", "name"]  # SDK-md
+    assert keys(DEVICE_LOCATION.deregister_reply) == ["success"]
+    assert DEVICE_LOCATION.secret_header == SHARED_SECRET_HEADER  # "secret key in the header"
+    assert not DEVICE_LOCATION.update and DEVICE_LOCATION.url_field == "url"
+
+
+def test_diagnostics_entry_says_what_the_notes_say() -> None:
+    # families §3: no account in the path; query on GET/DELETE, body on POST.
+    assert served_routes(DIAGNOSTICS) == {
+        "GET /api/diagnostics/v1/callbacks",
+        "POST /api/diagnostics/v1/callbacks",
+        "DELETE /api/diagnostics/v1/callbacks",
+    }
+    assert DIAGNOSTICS.account_in is Place.BODY and DIAGNOSTICS.account_key == "accountName"
+    assert DIAGNOSTICS.service_field == "serviceName"
+    assert DIAGNOSTICS.deregister_service is Place.QUERY
+    assert DIAGNOSTICS.service_params == ("serviceName",)  # ?accountName=&serviceName=
+    assert DIAGNOSTICS.url_field == "endpoint"  # "The URL field is endpoint, not url"
+    assert DIAGNOSTICS.optional_fields == {"httpHeaders"}
+    callback = ["accountName", "serviceName", "endpoint", "createdOn", "httpHeaders"]
+    assert keys(DIAGNOSTICS.list_item) == callback
+    assert keys(DIAGNOSTICS.register_reply) == callback
+    assert keys(DIAGNOSTICS.deregister_reply) == callback
+    assert DIAGNOSTICS.empty_list_body in (b"", b"[]")  # the notes leave it open
+    assert "*/*" in DIAGNOSTICS.content_types
+    assert DIAGNOSTICS.secret_header == SHARED_SECRET_HEADER
+    assert not DIAGNOSTICS.update  # POST "updates"
+
+
+def test_hpl_entry_says_what_the_notes_say() -> None:
+    # families §4: account in the query as accountNumber; service or name on DELETE.
+    assert served_routes(HPL) == {
+        "GET /api/hyper-precise/v1/callbacks",
+        "POST /api/hyper-precise/v1/callbacks",
+        "DELETE /api/hyper-precise/v1/callbacks",
+    }
+    assert HPL.account_in is Place.QUERY and HPL.account_key == "accountNumber"
+    assert set(HPL.service_params) == {"service", "name"}
+    assert HPL.service_params[0] == "service"  # what the SDK sends; named in messages
+    assert keys(HPL.list_item) == ["accountName", "name", "url"]  # the SDK's CallbackCreated
+    assert keys(HPL.register_reply) == ["accountName", "name"]
+    assert HPL.deregister_reply == ()  # the SDK: "no content"
+    assert HPL.empty_list_body in (b"", b"[]")
+    assert HPL.content_types == {"application/json"} and HPL.secret_header is None
+    assert HPL.free_names and HPL.key_prefix  # "the name to be assigned": free-form
+    assert HPL.error_style is ErrorStyle.HPL  # {responseCode, message, fault}
+
+
+@pytest.mark.parametrize(("family", "version"), [(FOTA_V2, "v2"), (FOTA_V3, "v3")])
+def test_fota_v2_and_v3_entries_say_what_the_notes_say(family: Family, version: str) -> None:
+    # families §6, §7: one URL per account, no service anywhere, PUT, a single object.
+    assert served_routes(family) == {
+        f"{method} /api/fota/{version}/callbacks/{{account}}"
+        for method in ("GET", "POST", "PUT", "DELETE")
+    }
+    assert family.service_field is None and family.deregister_service is Place.NONE
+    assert keys(family.list_item) == ["url"] and not family.list_is_array
+    assert family.empty_list_body == b""  # "The response body will be empty"
+    assert keys(family.register_reply) == ["url"]
+    assert keys(family.deregister_reply) == ["success"]
+    assert family.update and family.secret_header is None
+    # v2 registers and updates with Content-Type */*, v3 with application/json.
+    assert ("*/*" in family.content_types) == (version == "v2")
+
+
 def test_every_served_service_has_exactly_one_family() -> None:
-    assert FAMILIES.families == (M2M, FOTA_V1)
+    assert FAMILIES.families == (M2M, FOTA_V1, DEVICE_LOCATION, DIAGNOSTICS, HPL, FOTA_V2, FOTA_V3)
     assert FAMILIES.family_of("QoS") is M2M and FAMILIES.family_of("Fota") is FOTA_V1
+    assert FAMILIES.family_of("Location") is DEVICE_LOCATION
+    assert FAMILIES.family_of("Diagnostics") is DIAGNOSTICS
     assert FAMILIES.family_of("AlertsService") is None
+    assert FAMILIES.family_of("BullseyeReporting") is None  # HPL's names are its own
     assert FAMILIES.lister_of("SomeRetiredService") is M2M
+    assert FAMILIES.lister_of(HPL.store_key("DeviceUsage")) is HPL
+    assert FAMILIES.lister_of("DeviceUsage") is M2M
+    assert FAMILIES.lister_of(FOTA_V2.store_key(FOTA_V2.services[0])) is FOTA_V2
+    assert len({f.base for f in FAMILIES.families}) == len(FAMILIES.families)
 
 
 @pytest.mark.parametrize(
@@ -192,6 +286,8 @@ def test_every_served_service_has_exactly_one_family() -> None:
         {"optional_fields": frozenset({"token"})},
         {"refused_fields": ("username",), "optional_fields": frozenset({"username"})},
         {"list_is_array": False},  # fifteen services cannot list as one object
+        {"free_names": True},  # free-form names need a namespace of their own
+        {"key_prefix": "M2M:"},  # ... and a namespace goes with free-form names only
     ],
 )
 def test_a_contradictory_entry_is_refused_at_once(changes: dict[str, Any]) -> None:
@@ -200,9 +296,16 @@ def test_a_contradictory_entry_is_refused_at_once(changes: dict[str, Any]) -> No
         Family(**fields)
 
 
+def test_free_form_names_need_service_names() -> None:
+    with pytest.raises(ValueError, match="family FOTA v2: free_names needs service names"):
+        Family(**{**FOTA_V2.__dict__, "free_names": True, "key_prefix": "V2:"})
+
+
 def test_a_service_in_two_families_is_refused() -> None:
     with pytest.raises(ValueError, match="'Fota' is in both FOTA and"):
         FamilyTable((FOTA_V1, Family(**{**FOTA_V1.__dict__, "label": "FOTA2"})))
+    with pytest.raises(ValueError, match="share a key_prefix"):
+        FamilyTable((HPL, Family(**{**HPL.__dict__, "label": "HPL2", "base": "/x"})))
 
 
 # --- the machinery on entries not served yet --------------------------------------------

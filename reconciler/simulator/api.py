@@ -99,6 +99,9 @@ class Api:
             response = error_response(decision.status, "simulated server error")
         elif decision.kind is None:
             response = route(self.routes, req)[0]
+        if response is not None:
+            served = next((f for f in self.families if f.serves(req)), None)
+            response = served.styled(response) if served else response
         account = self._account_of(req)
         status = response.status if response else None
         self.log.add(RequestRecord(req.method, "/" + "/".join(req.segments), status, account))

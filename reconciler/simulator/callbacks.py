@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 from reconciler.simulator.families import (
     OPTIONAL_FIELDS,
+    ErrorStyle,
     Family,
     FamilyTable,
     Item,
@@ -64,6 +66,8 @@ class FamilyApi:
         self.accounts = accounts
         self.faults = faults
         self.routes = self._routes()
+        shapes = (family.list_item, family.register_reply, family.deregister_reply)
+        self._dated = any(item is Item.CREATED_ON for shape in shapes for _, item in shape)
 
     def _routes(self) -> Routes:
         family = self.family
@@ -78,6 +82,25 @@ class FamilyApi:
             return [(collection, methods)]
         named = (*collection, "name", "{service}")
         return [(collection, methods), (named, {"DELETE": self._deregister})]
+
+    def serves(self, req: Request) -> bool:
+        """Whether ``req``'s path is one of this family's."""
+        return any(match(pattern, req.segments) is not None for pattern, _ in self.routes)
+
+    def styled(self, response: Response) -> Response:
+        """``response`` with an error body in this family's style. Errors are built as
+        ``{errorCode, errorMessage}``; HPL's SDK exception reads ``{responseCode, message,
+        fault: {code, message, description}}`` (families §0), so they are restated."""
+        if self.family.error_style is ErrorStyle.ERROR_CODE or response.status < 400:
+            return response
+        try:
+            error = json.loads(response.body)
+            code, message = str(error["errorCode"]), str(error["errorMessage"])
+        except (ValueError, TypeError, KeyError):
+            return response
+        fault = {"code": code, "message": message, "description": message}
+        body = {"responseCode": code, "message": message, "fault": fault}
+        return json_response(response.status, body, *response.headers)
 
     def account_of(self, req: Request) -> str | None:
         """The account ``req`` names, if it is a call on this family (for the request log,
@@ -129,11 +152,12 @@ class FamilyApi:
         if isinstance(parsed, Response):
             return parsed
         service, callback = parsed
+        key = self.family.store_key(service)
         if update:
-            if not self.store.replace(account, service, callback):
+            if not self.store.replace(account, key, callback):
                 return _not_registered(account, service)
         else:
-            self.store.put(account, service, callback)
+            self.store.put(account, key, callback)
         header = self.family.secret_header
         # The shared secret the real API signs callbacks with; the simulator sends no
         # callbacks, so it keeps none, but a client must be able to read one.
@@ -151,7 +175,7 @@ class FamilyApi:
         refused = self._service_check(service)
         if refused:
             return refused
-        removed = self.store.remove(account, service)
+        removed = self.store.remove(account, self.family.store_key(service))
         if removed is None:
             return _not_registered(account, service)
         return _reply(self.family.deregister_reply, account, service, removed)
@@ -204,15 +228,18 @@ class FamilyApi:
         return error_response(400, f"query parameter {family.service_params[0]!r} is required")
 
     def _listed(self, account: str) -> list[tuple[str, StoredCallback]]:
+        family = self.family
         return [
-            (service, callback)
-            for service, callback in self.store.registrations(account)
-            if self.table.lister_of(service) is self.family
+            (family.service_of(key), callback)
+            for key, callback in self.store.registrations(account)
+            if self.table.lister_of(key) is family
         ]
 
     # --- request bodies ---------------------------------------------------------------
 
     def _service_check(self, service: str) -> Response | None:
+        if self.family.free_names:  # any name: it is stored in the family's own namespace
+            return None
         owner = self.table.family_of(service)
         if owner is self.family:
             return None
@@ -271,7 +298,13 @@ class FamilyApi:
             username=given.get("username") or None,
             password=given.get("password") or None,
             http_headers=given.get("httpHeaders") or None,
+            # Every POST is a registration of its own, so it is dated afresh; a PUT too.
+            created_on=_now_rfc3339() if self._dated else None,
         )
+
+
+def _now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _required(field: str) -> Response:
@@ -290,6 +323,7 @@ def _render(shape: Shape, account: str, service: str, callback: StoredCallback) 
         Item.USERNAME: callback.username or "",
         Item.PASSWORD: callback.password or "",
         Item.HTTP_HEADERS: dict(callback.http_headers or {}),
+        Item.CREATED_ON: callback.created_on,  # null only for a hand-written state file
         Item.SUCCESS: True,
     }
     return {key: values[item] for key, item in shape}

@@ -7,8 +7,10 @@ Registrations may be persisted in a JSON state file, one account a line::
     ,"0252012345-00002": {"QoS": {"url": "..."}}
     }}
 
-``username``/``password`` (and ``httpHeaders``, an object of strings, for families that
-take it) appear only when set. The file holds callback passwords in clear (it is a
+``username``/``password`` (and ``httpHeaders``, an object of strings, and ``createdOn``,
+an RFC 3339 time, for families that have them) appear only when set. A family with
+free-form service names keeps them under its own prefix ("HPL:BullseyeReporting"); see
+:mod:`reconciler.simulator.families`. The file holds callback passwords in clear (it is a
 simulator), so it is created private (0600) and never logged. Tokens, sessions and
 lockouts live in memory only.
 
@@ -68,6 +70,7 @@ class StoredCallback:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     http_headers: Mapping[str, str] | None = field(default=None, repr=False)
+    created_on: str | None = None  # RFC 3339, for families that answer it
 
     def __post_init__(self) -> None:
         if self.http_headers is not None:  # a read-only copy, so the value stays frozen
@@ -81,6 +84,8 @@ class StoredCallback:
             data["password"] = self.password
         if self.http_headers:
             data["httpHeaders"] = dict(self.http_headers)
+        if self.created_on:
+            data["createdOn"] = self.created_on
         return data
 
 
@@ -288,18 +293,21 @@ def _parse_accounts(raw_accounts: Any, path: Path) -> Accounts:
             if (
                 not isinstance(entry, dict)
                 or not isinstance(entry.get("url"), str)
-                or not all(isinstance(entry.get(k, ""), str) for k in ("username", "password"))
+                or not all(
+                    isinstance(entry.get(k, ""), str) for k in ("username", "password", "createdOn")
+                )
                 or not is_string_map(entry.get("httpHeaders", {}))
             ):
                 raise SimulatorError(
                     f"simulator state file {path}: {account!r}/{service!r} needs a string 'url' "
-                    "and optional string 'username'/'password' and 'httpHeaders' object"
+                    "and optional string 'username'/'password'/'createdOn' and 'httpHeaders' object"
                 )
             loaded[service] = StoredCallback(
                 url=entry["url"],
                 username=entry.get("username") or None,
                 password=entry.get("password") or None,
                 http_headers=entry.get("httpHeaders") or None,
+                created_on=entry.get("createdOn") or None,
             )
         if loaded:
             accounts[account] = loaded
