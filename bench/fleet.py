@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from reconciler.simulator import FaultSettings, Simulator, SimulatorConfig
@@ -25,12 +26,13 @@ SERVICES = ("DeviceUsage", "CarrierService", "Fota")
 COMMAND = str(Path(sys.executable).parent / "tscallbacks")
 
 
-def write_config(path: Path, accounts: int) -> None:
+def write_config(path: Path, accounts: int, services: Sequence[str] = SERVICES) -> None:
+    """A configuration of ``accounts`` accounts, each declaring every one of ``services``."""
     lines = ["version: 1", "accounts:"]
     for n in range(accounts):
         lines.append(f'  "0252{n:06d}-00001":')
         lines.append("    callbacks:")
-        for service in SERVICES:
+        for service in services:
             lines.append(f"      {service}:")
             lines.append(f"        url: https://hooks.example.com/{n}/{service.lower()}")
     path.write_text("\n".join(lines) + "\n")

@@ -26,24 +26,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from fleet import COMMAND, write_config  # bench/ is on sys.path when run as a script
+
 from reconciler.core import catalog
 from reconciler.thingspace.credentials import ENV_NAMES, SIMULATOR_DEFAULTS
 
 # Every service of the catalog: the 15 M2M services and Fota.
 SERVICES = tuple(catalog.services())
-COMMAND = str(Path(sys.executable).parent / "tscallbacks")
 LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
-
-
-def write_config(path: Path, accounts: int) -> None:
-    lines = ["version: 1", "accounts:"]
-    for n in range(accounts):
-        lines.append(f'  "0252{n:06d}-00001":')
-        lines.append("    callbacks:")
-        for service in SERVICES:
-            lines.append(f"      {service}:")
-            lines.append(f"        url: https://hooks.example.com/{n}/{service.lower()}")
-    path.write_text("\n".join(lines) + "\n")
 
 
 def clean_env() -> dict[str, str]:
@@ -108,7 +98,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "fleet.yaml"
-        write_config(config, args.accounts)
+        write_config(config, args.accounts, SERVICES)
         for n in range(args.repeat):
             persisted = embedded(config, args.parallelism, Path(tmp) / f"run-{n}")
             memory = served(config, args.parallelism, Path(tmp))
