@@ -23,9 +23,7 @@ from typing import Protocol
 
 from reconciler.core.families import PASSWORD, USERNAME, FamilySpec, all_families
 from reconciler.core.model import CurrentState, Registration
-from reconciler.engine.plan import Action, Change, password_view
-
-UNKNOWN = password_view(Registration(url="", password_known=False))
+from reconciler.engine.plan import UNKNOWN, Action, Change, password_view
 
 # (family, url, username, password view): what is compared of one registration.
 Fingerprint = tuple[str, str, str | None, str | None]
