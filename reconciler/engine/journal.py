@@ -37,7 +37,7 @@ from typing import Any
 from reconciler import __version__
 from reconciler.core import escape
 from reconciler.core.errors import OutputError
-from reconciler.core.families import FamilySpec, all_families
+from reconciler.core.families import HTTP_HEADERS, FamilySpec, all_families
 from reconciler.core.model import CurrentState, Registration
 from reconciler.engine.executor import AccountHalt, ChangeResult
 from reconciler.engine.plan import Action, Change, Plan
@@ -81,7 +81,16 @@ def password_state(reg: Registration) -> str:
 def registration_record(reg: Registration | None) -> dict[str, Any] | None:
     if reg is None:
         return None
-    return {"url": reg.url, "username": reg.username, "password": password_state(reg)}
+    record: dict[str, Any] = {
+        "url": reg.url,
+        "username": reg.username,
+        "password": password_state(reg),
+    }
+    if not reg.headers_known:
+        record[HTTP_HEADERS] = "unknown"
+    elif reg.headers:  # names only, never a value; absent when there are none
+        record[HTTP_HEADERS] = [name for name, _ in reg.headers]
+    return record
 
 
 def _after_record(change: Change) -> dict[str, Any] | None:

@@ -176,6 +176,8 @@ def markdown_document(plan: Plan, *, limit: int = LIMIT, full_plan: str | None =
     groups = _by_account(plan)
     doc = _Budget(limit)
     doc.add("## tscallbacks plan\n\n")
+    if plan.reading:  # which families were read (absent for version-1 files)
+        doc.add("".join(f"{escape.markdown_text(line)}.  \n" for line in plan.reading) + "\n")
     if not plan.has_changes:
         doc.add("No changes. The callback registrations match the configuration.\n")
     else:

@@ -122,7 +122,10 @@ class ThingSpaceClient:
         path = wireformat.list_path(family, account)
         response = self._call("GET", path).response
         if not 200 <= response.status_code < 300:
-            raise self._wire.error("GET", path, response)
+            error = self._wire.error("GET", path, response)
+            if (error.status, error.error_code) in family.empty_errors:
+                return []  # the family's way of saying "nothing registered"
+            raise error
         return wireformat.parse_listing(family, path, response.status_code, response.content)
 
     def listing(self, account: str, family: FamilySpec) -> dict[str, Registration]:

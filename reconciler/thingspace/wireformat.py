@@ -16,7 +16,15 @@ from urllib.parse import quote, urlencode
 
 from reconciler.core import catalog
 from reconciler.core.errors import ApiError
-from reconciler.core.families import PASSWORD, USERNAME, FamilySpec, ListShape, Place, Slot
+from reconciler.core.families import (
+    HTTP_HEADERS,
+    PASSWORD,
+    USERNAME,
+    FamilySpec,
+    ListShape,
+    Place,
+    Slot,
+)
 from reconciler.core.model import Registration
 from reconciler.core.secrets import Secret
 
@@ -49,9 +57,9 @@ def deregister_path(spec: FamilySpec, account: str, service: str) -> str:
     params: dict[str, str] = {}
     path = _place(spec.list_account, account, spec.base, params)
     if spec.delete_service.place is Place.PATH:
-        path += "/name" + _segment(service)
+        path += "/name" + _segment(spec.wire_name(service))
     elif spec.delete_service.place is Place.QUERY:
-        params[spec.delete_service.name] = service
+        params[spec.delete_service.name] = spec.wire_name(service)
     return _url(path, params)
 
 
@@ -76,9 +84,12 @@ def register_call(
     if spec.register_account.place is Place.BODY:
         body[spec.register_account.name] = account
     if spec.service_field is not None:
-        body[spec.service_field] = service
+        body[spec.service_field] = spec.wire_name(service)
     body[spec.url_field] = registration.url
     secrets: list[str] = []
+    if spec.accepts(HTTP_HEADERS) and registration.headers:
+        body[HTTP_HEADERS] = {name: value.reveal() for name, value in registration.headers}
+        secrets.extend(registration.header_values())
     if spec.accepts(USERNAME) and registration.username:
         body[USERNAME] = registration.username
     if spec.accepts(PASSWORD) and registration.password is not None:
@@ -141,14 +152,33 @@ def normalize(
                 secret = Secret(password) if password else None
             else:
                 known = False
+        headers, headers_known = (
+            _headers(item, where, index) if spec.accepts(HTTP_HEADERS) else (None, True)
+        )
         found[service] = Registration(
             url=_required(item, spec.url_field, where, index),
             username=username,
             password=secret,
             password_known=known,
             family=spec,
+            headers=headers,
+            headers_known=headers_known,
         )
     return found
+
+
+def _headers(
+    item: dict[str, Any], path: str, index: int
+) -> tuple[tuple[tuple[str, Secret], ...] | None, bool]:
+    """(headers, known): absent means "not returned" (unknown), {} or null none."""
+    if HTTP_HEADERS not in item:
+        return None, False
+    value = item[HTTP_HEADERS]
+    if value is None or value == {}:
+        return None, True
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise _item_error(path, index, f"has a malformed {HTTP_HEADERS}")
+    return tuple((name, Secret(text)) for name, text in sorted(value.items())), True
 
 
 def _service(spec: FamilySpec, item: dict[str, Any], path: str, index: int) -> str:
@@ -156,8 +186,8 @@ def _service(spec: FamilySpec, item: dict[str, Any], path: str, index: int) -> s
         return catalog.services_of(spec)[0]
     for field in spec.item_service[:-1]:
         if isinstance(item.get(field), str) and item[field]:
-            return str(item[field])
-    return _required(item, spec.item_service[-1], path, index)
+            return spec.config_name(str(item[field]))
+    return spec.config_name(_required(item, spec.item_service[-1], path, index))
 
 
 def _item_error(path: str, index: int, what: str) -> ApiError:
