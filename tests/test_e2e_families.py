@@ -97,21 +97,35 @@ def _hpl() -> dict[str, Any]:
 def _case(family: str, service: str, update: str, other: str | None, **calls: Any) -> Case:
     named = calls.pop("delete_named", True)
     delete_path = calls["collection"] + (f"/name/{service}" if named else "")
-    return Case(family, service, update_method=update, delete_path=delete_path, other=other,
-                **calls)  # fmt: skip
+    return Case(
+        family, service, update_method=update, delete_path=delete_path, other=other, **calls
+    )
 
 
 CASES = [
     _case("m2m", "DeviceUsage", "POST", "CarrierService", **_path_family("/api/m2m/v1/callbacks")),
     _case("fota", "Fota", "POST", None, **_path_family("/api/fota/v1/callbacks")),
-    _case("location", "Location", "POST", "DeviceLocation", **_path_family("/api/loc/v1/callbacks")),
+    _case(
+        "location", "Location", "POST", "DeviceLocation", **_path_family("/api/loc/v1/callbacks")
+    ),
     _case("diagnostics", "Diagnostics", "POST", None, delete_named=False, **_diagnostics()),
-    _case("hpl", "HPL:BullseyeReporting", "POST", "HPL:FleetTracker", delete_named=False,
-          **_hpl()),  # fmt: skip
-    _case("fota-v2", "FotaV2", "PUT", None, delete_named=False,
-          **_path_family("/api/fota/v2/callbacks", named=False)),  # fmt: skip
-    _case("fota-v3", "FotaV3", "PUT", None, delete_named=False,
-          **_path_family("/api/fota/v3/callbacks", named=False)),  # fmt: skip
+    _case("hpl", "HPL:BullseyeReporting", "POST", "HPL:FleetTracker", delete_named=False, **_hpl()),
+    _case(
+        "fota-v2",
+        "FotaV2",
+        "PUT",
+        None,
+        delete_named=False,
+        **_path_family("/api/fota/v2/callbacks", named=False),
+    ),
+    _case(
+        "fota-v3",
+        "FotaV3",
+        "PUT",
+        None,
+        delete_named=False,
+        **_path_family("/api/fota/v3/callbacks", named=False),
+    ),
 ]
 
 
@@ -141,8 +155,11 @@ def _apply(sim: Simulator, config: Path) -> Result:
 
 
 def _writes(sim: Simulator) -> list[tuple[str, str]]:
-    return [(r.method, r.path) for r in sim.requests() if r.method in ("POST", "PUT", "DELETE")
-            and "/callbacks" in r.path]  # fmt: skip
+    return [
+        (r.method, r.path)
+        for r in sim.requests()
+        if r.method in ("POST", "PUT", "DELETE") and "/callbacks" in r.path
+    ]
 
 
 def _applied(sim: Simulator, config: Path) -> list[tuple[str, str]]:
@@ -224,7 +241,10 @@ def test_a_family_the_account_does_not_manage_is_neither_read_nor_pruned(
     )
     sim.clear_requests()
     result = _plan(sim, config)
-    assert _shown(result) == [f"+ create {ACCOUNT}/DeviceUsage (m2m)", f'+ url = "{URL.format("u")}"']
+    assert _shown(result) == [
+        f"+ create {ACCOUNT}/DeviceUsage (m2m)",
+        f'+ url = "{URL.format("u")}"',
+    ]
     assert not result.stdout.startswith("Reading")  # a version-1 file: the header of old
     reads = sorted(r.path for r in sim.requests() if r.method == "GET")
     assert reads == [f"/api/fota/v1/callbacks/{ACCOUNT}", f"/api/m2m/v1/callbacks/{ACCOUNT}"]
@@ -251,9 +271,15 @@ def test_diagnostics_headers_are_sent_compared_and_never_shown(
     assert change["after"]["httpHeaders"] == {"X-Listener-Token": "(sensitive)"}
     applied = run("apply", "-c", str(config), "--auto-approve", env=env)
     assert applied.code == 0, applied.output
-    [listed] = DirectApi(sim.base_url).http.get(
-        f"{sim.base_url}/api/diagnostics/v1/callbacks", params={"accountName": ACCOUNT}, timeout=10
-    ).json()
+    [listed] = (
+        DirectApi(sim.base_url)
+        .http.get(
+            f"{sim.base_url}/api/diagnostics/v1/callbacks",
+            params={"accountName": ACCOUNT},
+            timeout=10,
+        )
+        .json()
+    )
     assert listed["httpHeaders"] == {"X-Listener-Token": HEADER_SECRET}  # sent as declared
     assert run("plan", "-c", str(config), "--detailed-exitcode", env=env).code == 0
 
@@ -290,7 +316,7 @@ def test_a_family_the_account_is_not_entitled_to_is_one_line(
     assert result.stdout == ""
     assert result.stderr == (
         f'Error: account "{ACCOUNT}" is not entitled to Device Location (HTTP {status} on GET '
-        f"/api/loc/v1/callbacks/{ACCOUNT}); remove \"location\" from its manage: list (and "
+        f'/api/loc/v1/callbacks/{ACCOUNT}); remove "location" from its manage: list (and '
         "its Device Location services) or ask Verizon to enable it\n"
     )
     assert not _writes(sim)
