@@ -18,7 +18,7 @@ import pytest
 
 from reconciler.simulator import FaultSettings, Simulator, SimulatorConfig
 from reconciler.thingspace.credentials import Credentials
-from tests.e2e_support import DirectApi, Result, base_env, run
+from tests.e2e_support import EXAMPLES, DirectApi, Result, base_env, run
 
 pytestmark = pytest.mark.e2e
 
@@ -145,13 +145,17 @@ def _config(tmp_path: Path, case: Case, *, declared: bool = True) -> Path:
     return path
 
 
+def _env(sim: Simulator) -> dict[str, str]:
+    return base_env(sim.base_url, DIAG_HOOK_TOKEN=HEADER_SECRET)
+
+
 def _plan(sim: Simulator, config: Path) -> Result:
-    return run("plan", "-c", str(config), "--detailed-exitcode", env=base_env(sim.base_url))
+    return run("plan", "-c", str(config), "--detailed-exitcode", env=_env(sim))
 
 
 def _apply(sim: Simulator, config: Path) -> Result:
     """Every apply of this file goes through here (one place to add options to it)."""
-    return run("apply", "-c", str(config), "--auto-approve", env=base_env(sim.base_url))
+    return run("apply", "-c", str(config), "--auto-approve", env=_env(sim))
 
 
 def _writes(sim: Simulator) -> list[tuple[str, str]]:
@@ -248,6 +252,22 @@ def test_a_family_the_account_does_not_manage_is_neither_read_nor_pruned(
     assert not result.stdout.startswith("Reading")  # a version-1 file: the header of old
     reads = sorted(r.path for r in sim.requests() if r.method == "GET")
     assert reads == [f"/api/fota/v1/callbacks/{ACCOUNT}", f"/api/m2m/v1/callbacks/{ACCOUNT}"]
+
+
+def test_the_example_declares_every_family_and_converges(sim: Simulator) -> None:
+    planned = _plan(sim, EXAMPLES)
+    assert planned.code == 2, planned.output
+    heads = [line for line in _shown(planned) if line.startswith("+ create ")]
+    families = {line.rsplit("(", 1)[1].rstrip(")") for line in heads}
+    assert families == {c.family for c in CASES}
+    assert "Plan: 16 to create, 0 to update, 0 to delete." in planned.stdout
+    assert planned.stdout.startswith(
+        "Reading m2m, fota for 2 accounts.\n"
+        "Reading m2m for account TestAccount-2.\n"
+        "Reading m2m, fota, location, diagnostics, hpl, fota-v2, fota-v3 for account "
+        "0252012345-00003.\n\n"
+    )
+    assert _applied(sim, EXAMPLES) and _plan(sim, EXAMPLES).code == 0
 
 
 def _diagnostics_config(tmp_path: Path) -> Path:
