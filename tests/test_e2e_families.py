@@ -340,3 +340,27 @@ def test_a_family_the_account_is_not_entitled_to_is_one_line(
         "its Device Location services) or ask Verizon to enable it\n"
     )
     assert not _writes(sim)
+
+
+def test_an_expired_session_is_renewed_and_reading_goes_on(sim: Simulator) -> None:
+    """A 401 is an expired session first: renewed once, the listing is read; only a 401
+    that a new login does not cure is a missing entitlement."""
+    from reconciler.core import families
+    from reconciler.core.errors import NotEntitledError
+    from reconciler.engine.observe import read_current
+    from reconciler.thingspace.client import ThingSpaceClient
+
+    CASES[2].register(DirectApi(sim.base_url), "Location", OTHER)
+    wanted = {ACCOUNT: frozenset({families.LOCATION})}
+    with ThingSpaceClient(sim.base_url, Credentials.for_simulator({})) as client:
+        assert (
+            read_current(client, wanted, parallelism=1).accounts[ACCOUNT]["Location"].url == OTHER
+        )
+        sim.expire_sessions()
+        again = read_current(client, wanted, parallelism=1)
+        assert again.accounts[ACCOUNT]["Location"].url == OTHER
+        assert client.stats().relogins == 1
+        sim.set_faults(FaultSettings(refuse_families={f"{ACCOUNT}:/api/loc/v1": 401}))
+        with pytest.raises(NotEntitledError) as refused:
+            read_current(client, wanted, parallelism=1)
+    assert (refused.value.account, refused.value.family) == (ACCOUNT, "location")

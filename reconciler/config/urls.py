@@ -64,7 +64,7 @@ def check_url(url: str) -> list[UrlIssue]:
     if "${" in url:
         return [
             UrlIssue(
-                "${...} is not expanded in url (only username and password read "
+                "${...} is not expanded in url (only username, password and httpHeaders read "
                 "${env:NAME}); write the URL itself"
             )
         ]
