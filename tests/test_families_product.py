@@ -22,6 +22,7 @@ from reconciler.engine.journal import registration_record
 from reconciler.engine.observe import _entitlement
 from reconciler.engine.plan import Plan, PlanDataError
 from reconciler.engine.planner import families_to_read, make_plan, reading_lines
+from reconciler.engine.restore import RestorePoint
 from reconciler.engine.saved_plan import remote_digest
 from reconciler.render import renderer
 from reconciler.render.export import render_export
@@ -323,3 +324,44 @@ def test_journal_digest_and_export_keep_header_names_only() -> None:
     assert "X-Token: ${env:TSC_A_1_DIAGNOSTICS_X_TOKEN}" in text and SECRET not in text
     assert notes == ["A-1/Diagnostics sends header X-Token: set TSC_A_1_DIAGNOSTICS_X_TOKEN "
                      "before plan/apply."]  # fmt: skip
+
+
+def test_hpl_error_bodies_are_read(requests_mock: rm.Mocker) -> None:
+    requests_mock.post(BASE + TOKEN_PATH, json={"access_token": "bearer-1"})
+    requests_mock.post(BASE + LOGIN_PATH, json={"sessionToken": "session-1"})
+    url = f"{BASE}/api/hyper-precise/v1/callbacks?accountNumber=A-1"
+    fault = {"code": "NOT_FOUND", "message": "not registered", "description": "not registered"}
+    gone = {"responseCode": "NOT_FOUND", "message": "listener not registered", "fault": fault}
+    requests_mock.delete(f"{url}&service=Bullseye", status_code=400, json=gone)
+    requests_mock.get(
+        url, [{"json": []}, {"status_code": 409, "json": {**gone, "message": "busy"}}]
+    )
+    creds = Credentials(client_id="id", client_secret="cs-1234567", username="u", password="p-1")
+    client = ThingSpaceClient(BASE, creds, sleep=lambda _: None)
+    client.deregister("A-1", HPL, "HPL:Bullseye")  # "not registered", and the list agrees
+    with pytest.raises(ApiError) as raised:
+        client.listing("A-1", HPL)
+    assert str(raised.value) == (
+        "GET /api/hyper-precise/v1/callbacks?accountNumber=A-1: HTTP 409 NOT_FOUND: busy"
+    )
+
+
+def test_a_backup_restores_with_the_manage_list_of_what_was_read() -> None:
+    point = RestorePoint(
+        run_id="r",
+        time="t",
+        config=None,
+        endpoint=None,
+        current=current({"A-1": {}, "B-2": {}, "C-3": {}}),
+        families={
+            "A-1": frozenset({M2M, FOTA}),
+            "B-2": frozenset({M2M, FOTA, HPL}),
+            "C-3": frozenset({HPL}),
+        },
+        created={},
+    )
+    assert [point.complete(a) for a in ("A-1", "B-2", "C-3")] == [True, True, False]
+    assert [point.manage(a) for a in ("A-1", "B-2", "C-3")] == [None, ["m2m", "fota", "hpl"], None]
+    text, _ = render_export(point.current, ["A-1", "B-2"], manage={"B-2": ["m2m", "fota", "hpl"]})
+    assert '"B-2":\n    prune: true\n    manage:\n    - m2m\n    - fota\n    - hpl\n' in text
+    assert '"A-1":\n    prune: true\n    callbacks: {}\n' in text

@@ -56,12 +56,14 @@ def render_export(
     accounts: Sequence[str],
     *,
     prune: Mapping[str, bool] | None = None,
+    manage: Mapping[str, Sequence[str]] | None = None,
     header: str = HEADER,
 ) -> tuple[str, list[str]]:
     """The configuration text for ``accounts`` (in the given order) and notes for the user.
 
-    Every account gets ``prune: true`` unless ``prune`` says otherwise for it. ``header``
-    is a comment line (ours: it is written as it is)."""
+    Every account gets ``prune: true`` unless ``prune`` says otherwise for it, and the
+    ``manage:`` list ``manage`` gives it, if any. ``header`` is a comment line (ours: it
+    is written as it is)."""
     notes: list[str] = []
     used: set[str] = set()
     document: dict[str, Any] = {"version": 1, "accounts": {}}
@@ -72,7 +74,10 @@ def render_export(
             reg = registrations[service]
             callbacks[service] = _registration(account, service, reg, used, notes)
         pruned = True if prune is None else prune.get(account, True)
-        document["accounts"][_AccountName(account)] = {"prune": pruned, "callbacks": callbacks}
+        entry: dict[str, Any] = {"prune": pruned}
+        if manage is not None and account in manage:
+            entry["manage"] = list(manage[account])
+        document["accounts"][_AccountName(account)] = {**entry, "callbacks": callbacks}
     text = yaml.dump(
         document,
         Dumper=_Dumper,

@@ -108,7 +108,8 @@ def _from_journal(
         f"# Rebuilt by tscallbacks from the backup of apply run {escape.text(point.run_id)}"
         f" ({escape.text(point.time)}): the registrations it found before writing.\n"
     )
-    text, notes = render_export(point.current, chosen, prune=prune, header=header)
+    manage = {a: m for a in chosen if (m := point.manage(a)) is not None}
+    text, notes = render_export(point.current, chosen, prune=prune, manage=manage, header=header)
     for account in chosen:
         if prune[account]:
             continue
