@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 from reconciler.core import escape
 from reconciler.core.errors import Problem
+from reconciler.engine.plan import warning_view
 from reconciler.listeners.model import STEP_NAMES, CheckReport, Outcome, UrlReport
 
 FORMAT_VERSION = 1
@@ -44,15 +45,8 @@ def render_text(report: CheckReport, out: TextIO) -> None:
 
 
 def problem_view(problem: Problem) -> dict[str, Any]:
-    where = problem.location
-    return {
-        "file": where.path if where else None,
-        "line": max(where.line, 1) if where else None,
-        "column": max(where.column, 1) if where else None,
-        "path": problem.json_path,
-        "severity": "warning" if problem.warning else "error",
-        "message": problem.message,
-    }
+    """A problem as the plan's warnings are shown in JSON, with its ``severity``."""
+    return {**warning_view(problem), "severity": "warning" if problem.warning else "error"}
 
 
 def report_view(report: CheckReport) -> dict[str, Any]:
