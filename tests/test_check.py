@@ -73,6 +73,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             extra_headers=[("Location", "https://valid.hooks.tscallbacks.dev/elsewhere")],
         ),
     )
+    serve("mute", "1.1.1.12", Listener(cert("mute"), delay=3))  # TLS, then no answer
     fake.add("silent.hooks.tscallbacks.dev", ["1.1.1.20"], silent.port)
     fake.add("closed.hooks.tscallbacks.dev", ["1.1.1.21"], closed_port())
     fake.add("private.hooks.tscallbacks.dev", ["8.8.8.8", "10.1.2.3"])
@@ -123,6 +124,7 @@ CASES = [
     ("refusing", False, "http", "error", "asks for credentials and the registration has none", 1),
     ("failing", False, "http", "error", "503 Service Unavailable", 1),
     ("silent", False, "tls", "error", "no TLS handshake within 1 s", 1),
+    ("mute", False, "http", "error", "no HTTP answer within 1 s", 1),
     ("closed", False, "tcp", "error", "cannot connect to 1.1.1.21:443", 1),
     ("private", False, "dns", "error", "10.1.2.3 (a private address); Verizon cannot reach", 1),
     ("loopback6", False, "dns", "error", "::1 (a loopback address)", 1),
