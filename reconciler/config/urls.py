@@ -174,11 +174,9 @@ def address_unreachable(address: str) -> str | None:
 
 def allowed_port(port: int) -> str | None:
     """Why ThingSpace would not call ``port``, or None when it is one it calls."""
-    return (
-        None
-        if port in ALLOWED_PORTS
-        else f"port {port} is not allowed by ThingSpace; use {_PORTS_TEXT}"
-    )
+    if port in ALLOWED_PORTS:
+        return None
+    return f"port {port} is not allowed by ThingSpace; use {_PORTS_TEXT}"
 
 
 def _address_unreachable(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
