@@ -57,6 +57,11 @@ def _key_words(parent: JsonPath) -> str:
     return "key"
 
 
+def character_problem(what: str, text: str) -> str | None:
+    """Why ``text`` (a name from elsewhere than a file) holds a character we refuse, or None."""
+    return _message(what, text, secret=False)
+
+
 def _message(what: str, text: str, *, secret: bool) -> str | None:
     found = escape.unsafe_char(text)
     if found is None:

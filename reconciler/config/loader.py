@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -33,6 +33,10 @@ class LoadedConfig:
     desired: DesiredState
     warnings: tuple[Problem, ...]  # non-fatal findings, in file/line order
     files: tuple[str, ...]  # the files read, in order
+    # Where each registration's ``url`` value is written, by (account, service).
+    url_marks: Mapping[tuple[str, str], Location] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
 
 def load_config(path: str, *, env: Mapping[str, str], require_env: bool) -> LoadedConfig:
@@ -62,7 +66,17 @@ def load_config(path: str, *, env: Mapping[str, str], require_env: bool) -> Load
         desired=_desired_state(docs, env),
         warnings=tuple(ordered),
         files=tuple(files),
+        url_marks=MappingProxyType(_url_marks(docs)),
     )
+
+
+def _url_marks(docs: list[YamlDoc]) -> dict[tuple[str, str], Location]:
+    return {
+        (name, service): doc.value_at(("accounts", name, "callbacks", service, "url"))
+        for doc in docs
+        for name, account in doc.data["accounts"].items()
+        for service in account["callbacks"]
+    }
 
 
 def _config_files(path: str) -> tuple[list[str], list[Problem]]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
 
+from reconciler.config.characters import character_problem
 from reconciler.config.yamlpos import JsonPath, YamlDoc, format_json_path
 from reconciler.core import catalog
 from reconciler.core.errors import Location, Problem
@@ -51,6 +52,9 @@ def account_name_problem(name: str) -> str | None:
 
     For names that come from elsewhere than a file (``export --account``).
     """
+    refused = character_problem("account name", name)
+    if refused is not None:  # the pattern's "$" would let a trailing newline through
+        return refused
     config = {"version": 1, "accounts": {name: {"callbacks": {}}}}
     for error in _validator().iter_errors(config):
         if error.validator == "propertyNames" or tuple(error.absolute_path) == ("accounts",):
