@@ -116,6 +116,8 @@ def _property_name_message(path: JsonPath, key: str, validator: str, error: Any)
                 f"invalid account name '{key}': use letters, digits, '.', '_' and '-', "
                 "starting with a letter or digit"
             )
+    if path and path[-1] == HTTP_HEADERS:
+        return f"invalid header name '{key}': use letters, digits and !#$%&'*+.^_`|~- (at most 64)"
     return f"invalid key '{key}'"
 
 

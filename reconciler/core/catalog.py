@@ -173,6 +173,8 @@ _OPTION_SCHEMAS: Mapping[str, dict[str, Any]] = {
         "description": "HTTP headers ThingSpace sends with each callback; values may be "
         "${env:NAME}.",
         "additionalProperties": {"$ref": "#/$defs/credential"},
+        # An HTTP header name (RFC 9110 token): what ThingSpace can send as a header.
+        "propertyNames": {"pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$"},
     },
 }
 
