@@ -364,3 +364,26 @@ def test_an_expired_session_is_renewed_and_reading_goes_on(sim: Simulator) -> No
         with pytest.raises(NotEntitledError) as refused:
             read_current(client, wanted, parallelism=1)
     assert (refused.value.account, refused.value.family) == (ACCOUNT, "location")
+
+
+def test_export_leaves_out_a_family_the_account_is_not_entitled_to(sim: Simulator) -> None:
+    api = DirectApi(sim.base_url)
+    CASES[0].register(api, "DeviceUsage", URL.format("u"))
+    CASES[4].register(api, "HPL:BullseyeReporting", URL.format("h"))
+    CASES[2].register(api, "Location", URL.format("l"))
+    sim.set_faults(FaultSettings(refuse_families={f"{ACCOUNT}:/api/loc/v1": 403}))
+    result = run("export", "--account", ACCOUNT, env=_env(sim))
+    assert result.code == 0, result.output
+    assert "DeviceUsage:" in result.stdout and "HPL:BullseyeReporting:" in result.stdout
+    assert "Location:" not in result.stdout
+    assert result.stderr == (
+        f'Note: account "{ACCOUNT}" is not entitled to Device Location (HTTP 403 on GET '
+        f"/api/loc/v1/callbacks/{ACCOUNT}): nothing of it is exported\n"
+    )
+    # Refused for a default family: no such account, as before.
+    sim.set_faults(FaultSettings(refuse_families={f"{ACCOUNT}:/api/m2m/v1": 403}))
+    refused = run("export", "--account", ACCOUNT, env=_env(sim))
+    assert refused.code == 1 and refused.stdout == ""
+    assert refused.stderr.startswith(
+        f"Error: account '{ACCOUNT}' was not found, or these credentials cannot read it"
+    )
