@@ -365,3 +365,17 @@ def test_a_backup_restores_with_the_manage_list_of_what_was_read() -> None:
     text, _ = render_export(point.current, ["A-1", "B-2"], manage={"B-2": ["m2m", "fota", "hpl"]})
     assert '"B-2":\n    prune: true\n    manage:\n    - m2m\n    - fota\n    - hpl\n' in text
     assert '"A-1":\n    prune: true\n    callbacks: {}\n' in text
+
+
+def test_diagnostics_deregister_of_what_is_gone_is_confirmed(requests_mock: rm.Mocker) -> None:
+    requests_mock.post(BASE + TOKEN_PATH, json={"access_token": "bearer-1"})
+    requests_mock.post(BASE + LOGIN_PATH, json={"sessionToken": "session-1"})
+    url = f"{BASE}/api/diagnostics/v1/callbacks?accountName=A-1"
+    gone = {"errorCode": "CALLBACK_NOT_REGISTERED", "errorMessage": "Callback is not registered"}
+    requests_mock.delete(f"{url}&serviceName=Diagnostics", status_code=403, json=gone)
+    requests_mock.get(url, status_code=403, json=gone)
+    creds = Credentials(client_id="id", client_secret="cs-1234567", username="u", password="p-1")
+    ThingSpaceClient(BASE, creds, sleep=lambda _: None).deregister(
+        "A-1", DIAGNOSTICS, "Diagnostics"
+    )
+    assert [r.method for r in requests_mock.request_history][-2:] == ["DELETE", "GET"]

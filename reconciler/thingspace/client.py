@@ -190,7 +190,9 @@ class ThingSpaceClient:
             return
         error = self._wire.error("DELETE", path, sent.response)
         maybe_gone = (sent.ambiguous and status in (400, 404)) or (
-            status in (404, 410) or _says(error, _NOT_REGISTERED)
+            status in (404, 410)
+            or _says(error, _NOT_REGISTERED)
+            or (status, error.error_code) in family.empty_errors  # the family's "none"
         )
         if maybe_gone and self._confirmed(
             error, lambda: service not in self.listing(account, family)
