@@ -275,7 +275,7 @@ def _diagnostics_config(tmp_path: Path) -> Path:
     config.write_text(
         f'version: 1\naccounts:\n  "{ACCOUNT}":\n    callbacks:\n      Diagnostics:\n'
         f"        url: {URL.format('diag')}\n"
-        "        httpHeaders:\n          X-Listener-Token: ${env:DIAG_TOKEN}\n"
+        "        httpHeaders:\n          X-Listener-Token: ${env:DIAG_HOOK_TOKEN}\n"
     )
     return config
 
@@ -284,12 +284,12 @@ def test_diagnostics_headers_are_sent_compared_and_never_shown(
     sim: Simulator, tmp_path: Path
 ) -> None:
     config = _diagnostics_config(tmp_path)
-    env = base_env(sim.base_url, DIAG_TOKEN=HEADER_SECRET)
+    env = _env(sim)
     planned = run("plan", "-c", str(config), "--output", "json", env=env)
     assert planned.code == 0, planned.output
     [change] = json.loads(planned.stdout)["changes"]
     assert change["after"]["httpHeaders"] == {"X-Listener-Token": "(sensitive)"}
-    applied = run("apply", "-c", str(config), "--auto-approve", env=env)
+    applied = _apply(sim, config)
     assert applied.code == 0, applied.output
     [listed] = (
         DirectApi(sim.base_url)
@@ -304,7 +304,7 @@ def test_diagnostics_headers_are_sent_compared_and_never_shown(
     assert run("plan", "-c", str(config), "--detailed-exitcode", env=env).code == 0
 
     # Another value: an update of a sensitive field, its value never shown.
-    rotated = base_env(sim.base_url, DIAG_TOKEN="diag-header-secret-rotated")
+    rotated = base_env(sim.base_url, DIAG_HOOK_TOKEN="diag-header-secret-rotated")
     again = run("plan", "-c", str(config), "--detailed-exitcode", env=rotated)
     assert _shown(again) == [
         f"~ update {ACCOUNT}/Diagnostics (diagnostics)",
