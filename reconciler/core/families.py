@@ -89,6 +89,7 @@ class FamilySpec:
     empty_bodies: frozenset[bytes] = frozenset()  # besides [], bodies meaning "none registered"
     item_account: tuple[str, ...] = ("accountName",)  # listing fields naming the account
     item_service: tuple[str, ...] = ("serviceName",)  # listing fields naming the service
+    shared_secret_header: str | None = None  # register answers an HMAC key in this header
 
     def accepts(self, option: str) -> bool:
         return option in self.options

@@ -22,6 +22,7 @@ from reconciler.core.model import CurrentState, DesiredAccount, DesiredState, Ke
 from reconciler.core.secrets import Secret
 from reconciler.engine.plan import Action, Change, FieldChange, Plan, password_view
 from reconciler.engine.safety import SafetyPolicy, assess
+from reconciler.engine.shared_secrets import secret_notes
 
 _FIELDS = ("url", "username", "password")
 # Passwords are compared through an HMAC under a key that lives only in this process,
@@ -165,7 +166,8 @@ def make_plan(
     deleted; without it, it is left alone and mentioned in a note. When the API did not
     return a password, password drift cannot be checked and a note says so. The plan's
     brakes are assessed with ``policy`` (every brake holding when None); ``notes`` go
-    first among its notes.
+    first among its notes. A registration answered with a shared secret gets a note
+    saying it may rotate and where apply writes it.
     """
     created, deleted, updated = _differences(desired, current)
     changes: list[Change] = []
@@ -192,7 +194,7 @@ def make_plan(
     managed = sum(len(current.accounts.get(name, {})) for name in desired.accounts)
     return Plan(
         changes=tuple(changes),
-        notes=(*notes, *_notes(desired, current)),
+        notes=(*notes, *_notes(desired, current), *secret_notes(changes)),
         accounts=tuple(sorted(desired.accounts)),
         managed=managed,
         brakes=assess(changes, managed, policy or SafetyPolicy()),
