@@ -157,6 +157,7 @@ class SecretsDir:
         target = self.path(account, service)
         folder = target.parent
         if not folder.is_dir():
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
             folder.mkdir(mode=0o700)
             fsync_dir(self.root)  # the new folder survives a crash too
         write_atomically(target, secret.reveal() + "\n")
