@@ -198,7 +198,7 @@ def test_secrets_reach_their_files_and_nothing_else(
     cfg = config(tmp_path, location="https://hooks.example.com/location-v2")
     code, out, _ = tsc("plan", "-c", str(cfg))
     assert f"{ACCOUNT}/Location: re-registering it may rotate its HMAC shared secret" in out
-    code, out, err = tsc("apply", "-c", str(cfg), "--auto-approve", "--output", "json",
+    code, out, err = tsc("apply", "-c", str(cfg), "--auto-approve", "--output", "json", "-vv",
                          "--secrets-dir", str(box), "--journal", str(journal))  # fmt: skip
     assert code == 0, err
     after = (box / ACCOUNT / "Location.secret").read_text()
@@ -319,3 +319,23 @@ def test_deregistering_needs_no_secrets_dir(
     assert code == 0, err
     assert sorted(m for m, _ in writes(sim)) == ["DELETE", "DELETE"]
     assert "shared secret" not in out
+
+
+def test_a_registration_answered_without_a_secret_is_a_warning_even_with_q(
+    sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sim_callbacks, "secrets", SimpleNamespace(token_hex=lambda n: ""))
+    tsc = Runs(sim)
+    box = tmp_path / "secrets"
+    code, out, err = tsc("apply", "-c", str(config(tmp_path)), "--auto-approve", "-q",
+                         "--secrets-dir", str(box))  # fmt: skip
+    assert code == 0, err
+    assert (
+        f"{ACCOUNT}/DeviceLocation: created; warning: the API issued no shared secret (no "
+        f"{HEADER} header in its answer); nothing was written to "
+        f"{box}/{ACCOUNT}/DeviceLocation.secret\n"
+    ) in out
+    assert sorted(line.split(":")[0] for line in out.splitlines()) == [
+        f"{ACCOUNT}/DeviceLocation", f"{ACCOUNT}/Diagnostics", f"{ACCOUNT}/Location",
+        "Apply complete! Changes made", f"{HOSTILE}/Location"]  # fmt: skip
+    assert [p for p in box.rglob("*") if p.is_file()] == []

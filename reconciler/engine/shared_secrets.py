@@ -158,7 +158,7 @@ class SecretsDir:
         folder = target.parent
         if not folder.is_dir():
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
-            folder.mkdir(mode=0o700)
+            folder.mkdir(mode=0o700, exist_ok=True)  # another worker may be making it
             fsync_dir(self.root)  # the new folder survives a crash too
         write_atomically(target, secret.reveal() + "\n")
         return target

@@ -31,7 +31,7 @@ from reconciler.engine.saved_plan import (
     check_target,
     read_saved_plan,
 )
-from reconciler.engine.shared_secrets import SecretsDir, refusal
+from reconciler.engine.shared_secrets import SecretsDir, SecretStatus, refusal
 from reconciler.engine.target import select
 from reconciler.render.apply_json import render_apply_json
 from reconciler.render.text import render_text
@@ -83,6 +83,12 @@ def _refuse_lost_secrets(plan: Plan, secrets_dir: SecretsDir | None) -> None:
         why = refusal(plan.changes)
         if why:
             raise UsageError(why)
+
+
+def _unsure_secret(result: ChangeResult | AccountHalt) -> bool:
+    """A registration answered without the shared secret its family issues."""
+    secret = result.secret if isinstance(result, ChangeResult) else None
+    return secret is not None and secret.status is SecretStatus.NOT_ISSUED
 
 
 def run(args: argparse.Namespace, io: Console) -> ExitStatus:
@@ -159,7 +165,7 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
             else:
                 journal.write(result)
                 advance()
-            if io.quiet:
+            if io.quiet and not _unsure_secret(result):  # -q still hears of a missing one
                 return
             with io.progress.hidden():  # the live line (stderr) out of the way
                 human.write(f"{escape.text(str(result))}\n")
