@@ -311,13 +311,14 @@ def test_deregistering_needs_no_secrets_dir(
     cfg.write_text(
         f'version: 1\naccounts:\n  "{ACCOUNT}":\n    callbacks:\n'
         '      DeviceUsage: {url: "https://hooks.example.com/usage"}\n'
-        '      Location: {url: "https://hooks.example.com/location"}\n',
+        '      Location: {url: "https://hooks.example.com/location"}\n'
+        '      Diagnostics: {url: "https://hooks.example.com/diagnostics"}\n',
         "utf-8",
     )
     sim.clear_requests()
     code, out, err = tsc("apply", "-c", str(cfg), "--auto-approve", "--account", ACCOUNT)
     assert code == 0, err
-    assert sorted(m for m, _ in writes(sim)) == ["DELETE", "DELETE"]
+    assert writes(sim) == [("DELETE", f"/api/loc/v1/callbacks/{ACCOUNT}/name/DeviceLocation")]
     assert "shared secret" not in out
 
 
