@@ -377,6 +377,13 @@ stdout is one JSON document with each change's outcome.""",
         help="append this run to FILE (default .tscallbacks/journal.jsonl): who, where, "
         "the remote state before (a backup, without secrets) and every write",
     )
+    apply.add_argument(
+        "--secrets-dir",
+        metavar="DIR",
+        help="write the HMAC shared secret a registration is answered with (Device "
+        "Location, Diagnostics) to DIR/ACCOUNT/SERVICE.secret (0600); apply refuses to "
+        "register those services without it",
+    )
 
     show = _command(
         sub,

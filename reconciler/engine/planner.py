@@ -30,6 +30,7 @@ from reconciler.engine.plan import (
     password_view,
 )
 from reconciler.engine.safety import SafetyPolicy, assess
+from reconciler.engine.shared_secrets import secret_notes
 
 _FIELDS = ("url", "username", "password", HTTP_HEADERS)
 _SECRET_FIELDS = ("password", HTTP_HEADERS)
@@ -234,7 +235,8 @@ def make_plan(
     deleted; without it, it is left alone and mentioned in a note. When the API did not
     return a password, password drift cannot be checked and a note says so. The plan's
     brakes are assessed with ``policy`` (every brake holding when None); ``notes`` go
-    first among its notes.
+    first among its notes. A registration answered with a shared secret gets a note
+    saying it may rotate and where apply writes it.
     """
     created, deleted, updated = _differences(desired, current)
     changes: list[Change] = []
@@ -261,7 +263,7 @@ def make_plan(
     managed = sum(len(current.accounts.get(name, {})) for name in desired.accounts)
     return Plan(
         changes=tuple(changes),
-        notes=(*notes, *_notes(desired, current)),
+        notes=(*notes, *_notes(desired, current), *secret_notes(changes)),
         accounts=tuple(sorted(desired.accounts)),
         reading=reading,
         managed=managed,

@@ -10,6 +10,7 @@ planner compares like with like.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -99,6 +100,29 @@ def register_call(
             secrets.append(value)
     method = spec.update_method if update else "POST"
     return WriteCall(method, _url(path, params), body, tuple(secrets))
+
+
+@dataclass(frozen=True)
+class Issued:
+    """What a registration answered in a family that issues a shared secret (its
+    ``shared_secret_header``): the HMAC key the listener verifies callbacks with, or
+    None when the answer carried none ("no secret issued")."""
+
+    secret: Secret | None
+
+
+def issued_secret(spec: FamilySpec, headers: Mapping[str, str] | None) -> Issued | None:
+    """The shared secret in a successful registration's response ``headers`` (None:
+    the family issues none; ``headers`` None: no answer of ours to read it from).
+
+    The header's real name is not documented (thingspace-families.md §2, §3: "the
+    response ... will contain the secret key in the header"); the table names the one
+    assumed. An empty or blank value is no secret.
+    """
+    if spec.shared_secret_header is None:
+        return None
+    value = (headers or {}).get(spec.shared_secret_header, "").strip()
+    return Issued(Secret(value) if value else None)
 
 
 # -- listings -----------------------------------------------------------------------------
