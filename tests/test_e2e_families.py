@@ -155,7 +155,9 @@ def _plan(sim: Simulator, config: Path) -> Result:
 
 def _apply(sim: Simulator, config: Path) -> Result:
     """Every apply of this file goes through here (one place to add options to it)."""
-    return run("apply", "-c", str(config), "--auto-approve", env=_env(sim))
+    return run(
+        "apply", "-c", str(config), "--auto-approve", "--secrets-dir", "secrets", env=_env(sim)
+    )
 
 
 def _writes(sim: Simulator) -> list[tuple[str, str]]:
