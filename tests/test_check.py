@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -474,3 +475,47 @@ def test_an_internationalized_host_is_sent_in_its_ascii_form(world: World, tmp_p
         assert f"\nHost: {ascii_name}:9001\n" in head
     finally:
         listener.close()
+
+
+def test_check_help_says_what_each_shared_option_does_for_check() -> None:
+    code, out, _ = run_cli("check", "--help")
+    assert code == 0
+    options = out.split("\noptions:\n")[1].split("\nexamples:\n")[0]
+    flat = " ".join(options.split())
+    assert "-v, --verbose also say on stderr how long the check took (-vv: and each URL's " in flat
+    assert "-q, --quiet no progress on stderr (the report on stdout is the same)" in flat
+    assert "--color {auto,always,never} colour the text report's outcomes: auto" in flat
+    assert "(default: callbacks.yaml)" in flat
+    for plan_words in ("request", "retries", "logins", "apply", "PLANFILE", "wait announce"):
+        assert plan_words not in options, plan_words
+
+
+def test_verbosity_and_colour_do_what_check_help_says(world: World, tmp_path: Path) -> None:
+    config = _config(
+        tmp_path / "c.yaml",
+        "https://valid.hooks.tscallbacks.dev/a",
+        "https://missing.hooks.tscallbacks.dev/b",
+        "https://soon.hooks.tscallbacks.dev/c",
+    )
+    _, plain, err = _check(world, config)
+    assert err == "" and "\x1b" not in plain  # not a terminal: no colour
+    _, _, err = _check(world, config, "-v")
+    assert err.startswith("Checking listeners: 3/3 done in ") and err.count("\n") == 1
+    _, _, err = _check(world, config, "-vv")
+    assert sorted(err.splitlines()[:3]) == [
+        "https://missing.hooks.tscallbacks.dev/b: failed (http)",
+        "https://soon.hooks.tscallbacks.dev/c: passed with warnings (tls)",
+        "https://valid.hooks.tscallbacks.dev/a: passed",
+    ]
+    _, quiet_out, err = _check(world, config, "-q", "--color", "never")
+    same = re.compile(r"\d+ ms")  # the latencies differ from run to run
+    assert err == "" and same.sub("", quiet_out) == same.sub("", plain)
+    _, colored, _ = _check(world, config, "--color", "always")
+    assert "  \x1b[32mok      \x1b[0m dns   A 1.1.1.1\n" in colored
+    assert "  \x1b[31mFAIL    \x1b[0m http  HEAD answered 404" in colored
+    assert "  \x1b[33mwarning \x1b[0m tls   " in colored
+    assert colored.endswith(
+        "\x1b[1mChecked 3 listener URLs: 1 passed, 1 with warnings, 1 failed.\x1b[0m\n"
+    )
+    code, out, _ = _check(world, config, "--color", "always", "--output", "json")
+    assert code == 1 and "\x1b" not in out  # colour is for the text report only

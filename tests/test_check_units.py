@@ -279,17 +279,15 @@ def test_the_plan_comment_keeps_listener_problems_within_its_limit() -> None:
     assert "more listener problems not shown; see `tscallbacks check`" in short
 
 
-def test_no_targets_and_a_progress_callback() -> None:
+def test_no_targets_and_a_progress_callback(monkeypatch: pytest.MonkeyPatch) -> None:
     assert check_listeners([], CheckOptions()).urls == ()
-    ticks: list[int] = []
-    fake = FakeNetwork()
+    monkeypatch.setattr(network, "current", FakeNetwork().network())  # nothing leaves here
+    ended: list[UrlReport] = []
     report = check_listeners(
-        [_target("https://x.hooks.tscallbacks.dev/")],
-        CheckOptions(),
-        progress=lambda: ticks.append(1),
+        [_target("https://x.hooks.tscallbacks.dev/")], CheckOptions(), progress=ended.append
     )
-    assert ticks == [1] and report.failed
-    del fake
+    assert ended == list(report.urls) and report.failed
+    assert views.finished_line(ended[0]) == "https://x.hooks.tscallbacks.dev/: failed (dns)"
 
 
 # -- plan --check-listeners ------------------------------------------------------------
