@@ -131,13 +131,12 @@ class Listener:
         self.server.server_close()
 
 
-class Silent:
-    """Accepts TCP connections and never says a word."""
+class _Acceptor:
+    """A TCP server on 127.0.0.1 handing each accepted connection to :meth:`_take`."""
 
     def __init__(self) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0), backlog=64)
         self.port = self.sock.getsockname()[1]
-        self.held: list[socket.socket] = []
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
 
@@ -147,7 +146,21 @@ class Silent:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            self.held.append(conn)
+            self._take(conn)
+
+    def _take(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class Silent(_Acceptor):
+    """Accepts TCP connections and never says a word."""
+
+    def __init__(self) -> None:
+        self.held: list[socket.socket] = []
+        super().__init__()
+
+    def _take(self, conn: socket.socket) -> None:
+        self.held.append(conn)
 
     def close(self) -> None:
         self.sock.close()
@@ -155,10 +168,10 @@ class Silent:
             conn.close()
 
 
-class Hostile:
-    """A TLS listener (or, with ``tls=False``, a raw TCP one) that misbehaves on purpose:
-    after reading the request head (or at once, with ``read_request=False``), it sends
-    each of ``chunks`` with ``pause`` seconds between them, until the client goes away.
+class Hostile(_Acceptor):
+    """A TLS listener (a raw TCP one without ``cert``) that misbehaves on purpose: after
+    reading the request head (or at once, with ``read_request=False``), it sends each of
+    ``chunks`` with ``pause`` seconds between them, until the client goes away.
     ``chunks`` is finite, so a client without a deadline fails late rather than hangs."""
 
     def __init__(
@@ -173,21 +186,12 @@ class Hostile:
         self.chunks = chunks
         self.pause = pause
         self.read_request = read_request
-        self.sock = socket.create_server(("127.0.0.1", 0), backlog=64)
-        self.port = self.sock.getsockname()[1]
-        self.sent: list[int] = []  # bytes sent per connection, when it ended
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+    def _take(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
-        sent = 0
         try:
             conn.settimeout(30)
             if self.context is not None:
@@ -201,13 +205,11 @@ class Hostile:
                     head += data
             for chunk in self.chunks():
                 conn.sendall(chunk)
-                sent += len(chunk)
                 if self.pause:
                     time.sleep(self.pause)
         except (OSError, ssl.SSLError):
             pass
         finally:
-            self.sent.append(sent)
             conn.close()
 
     def close(self) -> None:

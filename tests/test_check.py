@@ -125,6 +125,10 @@ def _hostile_listeners(cert: Callable[[str], Any]) -> list[tuple[str, str, Hosti
         for n in range(10_000):
             yield b"".join(b"X-Pad-%d: a\r\n" % (n * 100 + i) for i in range(100))
 
+    def long_line() -> Iterator[bytes]:  # one header line longer than any a probe reads
+        yield b"HTTP/1.1 200 OK\r\nX-Long: "
+        yield from (b"a" * 65536 for _ in range(1_000))
+
     def endless_body() -> Iterator[bytes]:  # an answer to HEAD with a body without end
         yield b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n"
         yield from (b"x" * 65536 for _ in range(10_000))
@@ -144,6 +148,7 @@ def _hostile_listeners(cert: Callable[[str], Any]) -> list[tuple[str, str, Hosti
         ("continues", "1.1.1.41", Hostile(cert("continues"), continues, pause=0.1)),
         ("endless", "1.1.1.42", Hostile(cert("endless"), endless_head)),
         ("flood", "1.1.1.43", Hostile(cert("flood"), endless_body)),
+        ("longline", "1.1.1.46", Hostile(cert("longline"), long_line)),
         ("slowtls", "1.1.1.44", Hostile(None, slow_tls, pause=0.2, read_request=False)),
         ("evil", "1.1.1.45", Hostile(cert("evil"), evil)),
     ]
@@ -205,6 +210,7 @@ CASES = [
     ("continues", False, "http", "error", "no HTTP answer within 1 s", 1),
     ("endless", False, "http", "error", "no HTTP answer: the answer has too many header", 1),
     ("flood", False, None, None, "", 0),
+    ("longline", False, "http", "error", "a line of the answer's head is too long", 1),
     ("slowtls", False, "tls", "error", "no TLS handshake within 1 s", 1),
     ("multi", False, "tcp", "error", "1.1.1.32:443: not tried, the step's 1 s were used up", 1),
 ]
