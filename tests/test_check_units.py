@@ -322,3 +322,17 @@ def test_plan_with_check_listeners_adds_the_findings(
         assert "### Listener check" in out and f"`{config}:6:14`" in out
     code, out, _ = run_cli("plan", "--simulator", "-c", str(config), "--detailed-exitcode")
     assert code == 2 and "Listener check" not in out  # without the flag: no check
+
+
+def test_plan_colours_the_listener_check_as_it_colours_the_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(network, "current", FakeNetwork().network())
+    config = _plan_config(tmp_path / "c.yaml")
+    argv = ["plan", "--simulator", "-c", str(config), "--check-listeners"]
+    code, out, _ = run_cli(*argv, "--color", "always")
+    assert code == 1
+    listeners = out.split("\nListener check:\n")[1]
+    assert "  \x1b[31mFAIL    \x1b[0m dns   " in listeners
+    _, out, _ = run_cli(*argv, "--color", "never")
+    assert "\x1b" not in out

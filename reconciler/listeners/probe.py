@@ -21,9 +21,9 @@ under a deadline (``network``), the TCP step shares one deadline across the host
 addresses, CPython gives a TLS handshake one deadline, and a watchdog shuts the socket
 down when an HTTP answer's head has not arrived in time (a per-read timeout alone lets
 a listener that trickles a byte at a time, or says "100 Continue" again and again, hold
-the step forever). Only the status line and
-the headers are read (``http.client``: at most 100 header lines of 64 KiB); a body is
-never read, so a listener sending one without end costs nothing.
+the step forever). Only the status line and the headers are read (``http.client``: at
+most 100 header lines of 64 KiB); a body is never read, so a listener sending one
+without end costs nothing.
 """
 
 from __future__ import annotations
@@ -344,7 +344,7 @@ class _Watchdog:
 
     def _fire(self) -> None:
         with self._lock:
-            if self._ended:
+            if self._ended:  # pragma: no cover - a race: the block ended as time ran out
                 return
             self.fired = True
             # The plain socket's shutdown, also for TLS: ssl.SSLSocket.shutdown would drop
