@@ -178,6 +178,10 @@ def test_http_answers_that_are_not_http(raw_server: tuple[list[bytes], socket.so
     assert _steps("http://a.hooks.tscallbacks.dev/", net)["http"].detail == (
         "no HTTP answer: the answer is not HTTP"
     )
+    answers.append(b"HTTP/2.0 200 \x1b[2J\r\n\r\n")  # the server's words are never shown
+    assert _steps("http://a.hooks.tscallbacks.dev/", net)["http"].detail == (
+        "no HTTP answer: the answer is not HTTP/1.x"
+    )
     answers.append(b"HTTP/1.1 200 OK\r\n")
     assert "TLS handshake failed" in _steps("https://a.hooks.tscallbacks.dev/", net)["tls"].detail
 

@@ -414,6 +414,8 @@ def _http_failure(exc: BaseException) -> str:
         return "the listener closed the connection"
     if isinstance(exc, http.client.BadStatusLine):
         return "the answer is not HTTP"
+    if isinstance(exc, http.client.UnknownProtocol):
+        return "the answer is not HTTP/1.x"
     if isinstance(exc, http.client.LineTooLong):
         return "a line of the answer's head is too long"
     if isinstance(exc, http.client.HTTPException) and "more than" in str(exc):
