@@ -15,7 +15,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -48,7 +48,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.received.add(head)
         if self.server.delay:
             time.sleep(self.server.delay)
-        self.send_response(self.server.status)
+        status = self.server.status
+        if self.server.demand is not None:
+            expected, refusal = self.server.demand
+            if self.headers.get("Authorization") != expected:
+                status = refusal
+        self.send_response(status)
         for name, value in self.server.extra_headers:
             self.send_header(name, value)
         self.send_header("Content-Length", "0")
@@ -70,12 +75,14 @@ class _Server(ThreadingHTTPServer):
         status: int,
         delay: float,
         extra_headers: Sequence[tuple[str, str]],
+        demand: tuple[str, int] | None,
     ) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.context = context
         self.status = status
         self.delay = delay
         self.extra_headers = extra_headers
+        self.demand = demand
         self.received = Received()
 
     def finish_request(self, request: Any, client_address: Any) -> None:
@@ -89,8 +96,16 @@ class _Server(ThreadingHTTPServer):
         super().finish_request(request, client_address)
 
 
+def _server_context(cert: trustme.LeafCert) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    return context
+
+
 class Listener:
-    """A listener answering ``status`` (after ``delay`` seconds) to every request."""
+    """A listener answering ``status`` (after ``delay`` seconds) to every request; with
+    ``demand`` (an ``Authorization`` value, a status), a request without that exact
+    header gets that status instead: a listener demanding HTTP authentication."""
 
     def __init__(
         self,
@@ -99,12 +114,10 @@ class Listener:
         status: int = 204,
         delay: float = 0.0,
         extra_headers: Sequence[tuple[str, str]] = (),
+        demand: tuple[str, int] | None = None,
     ) -> None:
-        context = None
-        if cert is not None:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            cert.configure_cert(context)
-        self.server = _Server(context, status, delay, extra_headers)
+        context = _server_context(cert) if cert is not None else None
+        self.server = _Server(context, status, delay, extra_headers, demand)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -118,13 +131,12 @@ class Listener:
         self.server.server_close()
 
 
-class Silent:
-    """Accepts TCP connections and never says a word."""
+class _Acceptor:
+    """A TCP server on 127.0.0.1 handing each accepted connection to :meth:`_take`."""
 
     def __init__(self) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0), backlog=64)
         self.port = self.sock.getsockname()[1]
-        self.held: list[socket.socket] = []
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
 
@@ -134,12 +146,74 @@ class Silent:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            self.held.append(conn)
+            self._take(conn)
+
+    def _take(self, conn: socket.socket) -> None:
+        raise NotImplementedError
+
+
+class Silent(_Acceptor):
+    """Accepts TCP connections and never says a word."""
+
+    def __init__(self) -> None:
+        self.held: list[socket.socket] = []
+        super().__init__()
+
+    def _take(self, conn: socket.socket) -> None:
+        self.held.append(conn)
 
     def close(self) -> None:
         self.sock.close()
         for conn in self.held:
             conn.close()
+
+
+class Hostile(_Acceptor):
+    """A TLS listener (a raw TCP one without ``cert``) that misbehaves on purpose: after
+    reading the request head (or at once, with ``read_request=False``), it sends each of
+    ``chunks`` with ``pause`` seconds between them, until the client goes away.
+    ``chunks`` is finite, so a client without a deadline fails late rather than hangs."""
+
+    def __init__(
+        self,
+        cert: trustme.LeafCert | None,
+        chunks: Callable[[], Iterator[bytes]],
+        *,
+        pause: float = 0.0,
+        read_request: bool = True,
+    ) -> None:
+        self.context = _server_context(cert) if cert is not None else None
+        self.chunks = chunks
+        self.pause = pause
+        self.read_request = read_request
+        super().__init__()
+
+    def _take(self, conn: socket.socket) -> None:
+        threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            conn.settimeout(30)
+            if self.context is not None:
+                conn = self.context.wrap_socket(conn, server_side=True)
+            if self.read_request:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    data = conn.recv(4096)
+                    if not data:
+                        return
+                    head += data
+            for chunk in self.chunks():
+                conn.sendall(chunk)
+                if self.pause:
+                    time.sleep(self.pause)
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 def closed_port() -> int:
@@ -154,14 +228,30 @@ class FakeNetwork:
     def __init__(self) -> None:
         self.names: dict[str, list[str]] = {}
         self.ports: dict[str, int] = {}
+        # Addresses that refuse every second connection: a check's second probe.
+        self.once: set[str] = set()
+        self.attempts: dict[str, int] = {}
+        self.slow: dict[str, float] = {}  # address -> seconds a connection takes
         self.connected: list[tuple[str, int]] = []
         self._lock = threading.Lock()
 
-    def add(self, host: str, addresses: list[str], port: int | None = None) -> None:
+    def add(
+        self,
+        host: str,
+        addresses: list[str],
+        port: int | None = None,
+        *,
+        once: bool = False,
+        slow: float = 0.0,
+    ) -> None:
         self.names[host] = addresses
         if port is not None:
             for address in addresses:
                 self.ports[address] = port
+                if once:
+                    self.once.add(address)
+                if slow:
+                    self.slow[address] = slow
 
     def resolve(self, host: str, port: int, timeout: float) -> list[str]:
         if host not in self.names:
@@ -169,10 +259,16 @@ class FakeNetwork:
         return self.names[host]
 
     def connect(self, address: str, port: int, timeout: float) -> socket.socket:
-        if address not in self.ports:
-            raise ConnectionRefusedError(111, "Connection refused")
         with self._lock:
+            self.attempts[address] = self.attempts.get(address, 0) + 1
+            second = address in self.once and self.attempts[address] % 2 == 0
+            if address not in self.ports or second:
+                raise ConnectionRefusedError(111, "Connection refused")
             self.connected.append((address, port))
+        if address in self.slow:  # as a connection that takes this long would
+            time.sleep(min(self.slow[address], timeout))
+            if self.slow[address] > timeout:
+                raise TimeoutError("timed out")
         return socket.create_connection(("127.0.0.1", self.ports[address]), timeout=timeout)
 
     def network(self) -> Network:

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from reconciler.listeners import network
 from tests.listener_support import (
     FakeNetwork,
+    Hostile,
     Listener,
     Silent,
     closed_port,
@@ -34,6 +37,7 @@ class World:
     fake: FakeNetwork
     ca_bundle: Path
     listeners: dict[str, Listener]
+    ca: Any
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +45,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     ca, bundle = make_ca(tmp_path_factory.mktemp("ca"))
     fake = FakeNetwork()
     listeners: dict[str, Listener] = {}
+    hostiles: list[Hostile] = []
     silent = Silent()
 
     def serve(name: str, address: str, listener: Listener) -> None:
@@ -74,16 +79,79 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         ),
     )
     serve("mute", "1.1.1.12", Listener(cert("mute"), delay=3))  # TLS, then no answer
+    guard = (f"Basic {BASIC}", 401)
+    serve("guarded", "1.1.1.13", Listener(cert("guarded"), demand=guard))
+    serve("guarded403", "1.1.1.14", Listener(cert("guarded403"), demand=(guard[0], 403)))
+    listeners["oneshot"] = Listener(cert("oneshot"))
+    fake.add("oneshot.hooks.tscallbacks.dev", ["1.1.1.15"], listeners["oneshot"].port, once=True)
+    # Three addresses, each taking 0.6 s to connect: more than the step's 1 s in all.
+    fake.add(
+        "multi.hooks.tscallbacks.dev",
+        ["1.1.1.30", "1.1.1.31", "1.1.1.32"],
+        listeners["valid"].port,
+        slow=0.6,
+    )
+    for name, address, hostile in _hostile_listeners(cert):
+        hostiles.append(hostile)
+        fake.add(f"{name}.hooks.tscallbacks.dev", [address], hostile.port)
     fake.add("silent.hooks.tscallbacks.dev", ["1.1.1.20"], silent.port)
     fake.add("closed.hooks.tscallbacks.dev", ["1.1.1.21"], closed_port())
     fake.add("private.hooks.tscallbacks.dev", ["8.8.8.8", "10.1.2.3"])
     fake.add("loopback6.hooks.tscallbacks.dev", ["::1"])
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(network, "current", fake.network())
-        yield World(fake, bundle, listeners)
+        yield World(fake, bundle, listeners, ca)
     for listener in listeners.values():
         listener.close()
+    for hostile in hostiles:
+        hostile.close()
     silent.close()
+
+
+def _hostile_listeners(cert: Callable[[str], Any]) -> list[tuple[str, str, Hostile]]:
+    """Listeners that misbehave: each would hold a check without a deadline for long (20 s
+    and more: they give up then, so a regression fails rather than hangs), or send more
+    than a probe should read."""
+
+    def trickle() -> Iterator[bytes]:  # a header, one byte every 0.2 s
+        yield b"HTTP/1.1 200 OK\r\nX-Slow: "
+        yield from (b"a" for _ in range(100))
+
+    def continues() -> Iterator[bytes]:  # "100 Continue", again and again
+        yield from (b"HTTP/1.1 100 Continue\r\n\r\n" for _ in range(200))
+
+    def endless_head() -> Iterator[bytes]:  # header lines without end
+        yield b"HTTP/1.1 200 OK\r\n"
+        for n in range(10_000):
+            yield b"".join(b"X-Pad-%d: a\r\n" % (n * 100 + i) for i in range(100))
+
+    def long_line() -> Iterator[bytes]:  # one header line longer than any a probe reads
+        yield b"HTTP/1.1 200 OK\r\nX-Long: "
+        yield from (b"a" * 65536 for _ in range(1_000))
+
+    def endless_body() -> Iterator[bytes]:  # an answer to HEAD with a body without end
+        yield b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n"
+        yield from (b"x" * 65536 for _ in range(10_000))
+
+    def slow_tls() -> Iterator[bytes]:  # a TLS record header, then a byte every 0.2 s
+        yield b"\x16\x03\x03\x40\x00"
+        yield from (b"\x02" for _ in range(100))
+
+    def evil() -> Iterator[bytes]:  # a reason phrase and a header that try to forge output
+        yield (
+            b"HTTP/1.1 299 \x1b[31mEVIL\x1b[0m\r\nX-Evil: \x1b]0;owned\x07\r\n"
+            b"Content-Length: 0\r\n\r\n"
+        )
+
+    return [
+        ("trickle", "1.1.1.40", Hostile(cert("trickle"), trickle, pause=0.2)),
+        ("continues", "1.1.1.41", Hostile(cert("continues"), continues, pause=0.1)),
+        ("endless", "1.1.1.42", Hostile(cert("endless"), endless_head)),
+        ("flood", "1.1.1.43", Hostile(cert("flood"), endless_body)),
+        ("longline", "1.1.1.46", Hostile(cert("longline"), long_line)),
+        ("slowtls", "1.1.1.44", Hostile(None, slow_tls, pause=0.2, read_request=False)),
+        ("evil", "1.1.1.45", Hostile(cert("evil"), evil)),
+    ]
 
 
 def _config(path: Path, *urls: str, credentials: bool = False) -> Path:
@@ -131,6 +199,20 @@ CASES = [
     ("unknown", False, "dns", "error", "does not resolve", 1),
     ("forbidden", False, "http", "warning", "admits only Verizon's addresses", 2),
     ("moved", False, "http", "warning", "a redirect, which this check does not follow", 2),
+    # credentials accepted, and the listener refuses the same probe without them
+    ("guarded", True, "http", "warning", "but 401 Unauthorized without them: the listener", 2),
+    ("guarded403", True, "http", "warning", "but 403 Forbidden without them", 2),
+    ("guarded", False, "http", "error", "asks for credentials and the registration has none", 1),
+    ("valid", True, None, None, "", 0),
+    ("oneshot", True, None, None, "", 0),  # the probe without credentials cannot connect
+    # hostile listeners: every step ends within --timeout, and a probe reads only a head
+    ("trickle", False, "http", "error", "no HTTP answer within 1 s", 1),
+    ("continues", False, "http", "error", "no HTTP answer within 1 s", 1),
+    ("endless", False, "http", "error", "no HTTP answer: the answer has too many header", 1),
+    ("flood", False, None, None, "", 0),
+    ("longline", False, "http", "error", "a line of the answer's head is too long", 1),
+    ("slowtls", False, "tls", "error", "no TLS handshake within 1 s", 1),
+    ("multi", False, "tcp", "error", "1.1.1.32:443: not tried, the step's 1 s were used up", 1),
 ]
 
 
@@ -159,7 +241,7 @@ def test_each_listener_case_fails_or_warns_at_the_right_step(
         assert all(s["outcome"] == "ok" for s in steps.values()), steps
         assert document["problems"] == []
     else:
-        assert steps[step]["outcome"] == outcome, steps
+        assert steps[step]["outcome"] == outcome, steps[step]
         assert text in steps[step]["detail"]
         (problem,) = document["problems"]
         assert problem["severity"] == outcome
@@ -205,19 +287,24 @@ def test_the_probe_is_a_documented_head_request_with_basic_credentials_over_http
     )
     code, out, err = _check(world, config, "--output", "json")
     assert code == 0, out
-    (head,) = world.listeners["valid"].received[before:]
-    request_line, *headers = head.strip().split("\n")
-    assert request_line.strip() == "HEAD /hook?x=1 HTTP/1.1"
-    assert sorted(h.strip() for h in headers) == sorted(
-        [
-            "Host: valid.hooks.tscallbacks.dev",
-            "User-Agent: tscallbacks/0.1.0 (listener check)",
-            "X-Tscallbacks-Probe: 1",
-            "Accept: */*",
-            "Connection: close",
-            f"Authorization: Basic {BASIC}",
-        ]
-    )
+    # The probe with the credentials, then the same one without them (see the README).
+    with_them, without_them = world.listeners["valid"].received[before:]
+    common = [
+        "Host: valid.hooks.tscallbacks.dev",
+        "User-Agent: tscallbacks/0.1.0 (listener check)",
+        "X-Tscallbacks-Probe: 1",
+        "Accept: */*",
+        "Connection: close",
+    ]
+    for head, expected in (
+        (with_them, [*common, f"Authorization: Basic {BASIC}"]),
+        (without_them, common),
+    ):
+        request_line, *headers = head.strip().split("\n")
+        assert request_line.strip() == "HEAD /hook?x=1 HTTP/1.1"
+        assert sorted(h.strip() for h in headers) == sorted(expected)
+    (http,) = [s for s in json.loads(out)["urls"][0]["steps"] if s["step"] == "http"]
+    assert http["detail"].endswith("(with the configured credentials); 204 No Content without them")
     assert PASSWORD not in out + err and BASIC not in out + err
 
 
@@ -325,3 +412,116 @@ def test_nothing_declared_is_nothing_to_check(tmp_path: Path) -> None:
     assert code == 0 and out.endswith(
         "Checked 0 listener URLs: 0 passed, 0 with warnings, 0 failed.\n"
     )
+
+
+def test_a_listener_demanding_http_authentication_gets_both_probes(
+    world: World, tmp_path: Path
+) -> None:
+    before = len(world.listeners["guarded"].received)
+    config = _config(
+        tmp_path / "c.yaml", "https://guarded.hooks.tscallbacks.dev/hook", credentials=True
+    )
+    code, out, err = _check(world, config, "--detailed-exitcode")
+    assert code == 2, out
+    with_them, without_them = world.listeners["guarded"].received[before:]
+    assert f"Authorization: Basic {BASIC}" in with_them
+    assert "authorization" not in without_them.lower()
+    assert (
+        "  warning  http  HEAD answered 204 No Content in " in out
+        and " (with the configured credentials), but 401 Unauthorized without them: the "
+        "listener demands HTTP authentication, which ThingSpace's callbacks may not send "
+        "(Verizon puts the username and password inside the callback message)\n"
+        in out
+    )
+    assert f"{config}:6:14: " in out and ": warning: http: HEAD answered 204" in out
+    assert PASSWORD not in out + err and BASIC not in out + err
+
+
+def test_the_second_probe_failing_leaves_the_first_ones_pass(world: World, tmp_path: Path) -> None:
+    config = _config(
+        tmp_path / "c.yaml", "https://oneshot.hooks.tscallbacks.dev/hook", credentials=True
+    )
+    code, out, _ = _check(world, config, "--detailed-exitcode")
+    assert code == 0, out
+    assert (
+        "(with the configured credentials); the probe without them: cannot connect again "
+        "(Connection refused)\n" in out
+    )
+
+
+def test_a_hostile_reason_phrase_and_header_never_reach_the_output(
+    world: World, tmp_path: Path
+) -> None:
+    config = _config(tmp_path / "c.yaml", "https://evil.hooks.tscallbacks.dev/hook")
+    for output in ("text", "json", "markdown"):
+        code, out, err = _check(world, config, "--output", output, "-vv")
+        assert code == 0, out
+        assert "HEAD answered 299 in " in out
+        assert "EVIL" not in out + err and "owned" not in out + err and "\x1b" not in out + err
+
+
+def test_non_ascii_in_the_url_goes_out_encoded(world: World, tmp_path: Path) -> None:
+    before = len(world.listeners["valid"].received)
+    config = _config(tmp_path / "c.yaml", "https://valid.hooks.tscallbacks.dev/grüße?ä=ö")
+    code, out, _ = _check(world, config)
+    assert code == 0, out
+    (head,) = world.listeners["valid"].received[before:]
+    assert head.startswith("HEAD /gr%C3%BC%C3%9Fe?%C3%A4=%C3%B6 HTTP/1.1\r\n")
+
+
+def test_an_internationalized_host_is_sent_in_its_ascii_form(world: World, tmp_path: Path) -> None:
+    ascii_name = "xn--bcher-kva.hooks.tscallbacks.dev"
+    listener = Listener(world.ca.issue_cert(ascii_name))
+    try:
+        world.fake.add(ascii_name, ["1.1.1.50"], listener.port)
+        config = _config(tmp_path / "c.yaml", "https://bücher.hooks.tscallbacks.dev:9001/x")
+        code, out, _ = _check(world, config)
+        assert code == 0, out
+        (head,) = listener.received
+        assert f"\nHost: {ascii_name}:9001\n" in head
+    finally:
+        listener.close()
+
+
+def test_check_help_says_what_each_shared_option_does_for_check() -> None:
+    code, out, _ = run_cli("check", "--help")
+    assert code == 0
+    options = out.split("\noptions:\n")[1].split("\nexamples:\n")[0]
+    flat = " ".join(options.split())
+    assert "-v, --verbose also say on stderr how long the check took (-vv: and each URL's " in flat
+    assert "-q, --quiet no progress on stderr (the report on stdout is the same)" in flat
+    assert "--color {auto,always,never} colour the text report's outcomes: auto" in flat
+    assert "(default: callbacks.yaml)" in flat
+    for plan_words in ("request", "retries", "logins", "apply", "PLANFILE", "wait announce"):
+        assert plan_words not in options, plan_words
+
+
+def test_verbosity_and_colour_do_what_check_help_says(world: World, tmp_path: Path) -> None:
+    config = _config(
+        tmp_path / "c.yaml",
+        "https://valid.hooks.tscallbacks.dev/a",
+        "https://missing.hooks.tscallbacks.dev/b",
+        "https://soon.hooks.tscallbacks.dev/c",
+    )
+    _, plain, err = _check(world, config)
+    assert err == "" and "\x1b" not in plain  # not a terminal: no colour
+    _, _, err = _check(world, config, "-v")
+    assert err.startswith("Checking listeners: 3/3 done in ") and err.count("\n") == 1
+    _, _, err = _check(world, config, "-vv")
+    assert sorted(err.splitlines()[:3]) == [
+        "https://missing.hooks.tscallbacks.dev/b: failed (http)",
+        "https://soon.hooks.tscallbacks.dev/c: passed with warnings (tls)",
+        "https://valid.hooks.tscallbacks.dev/a: passed",
+    ]
+    _, quiet_out, err = _check(world, config, "-q", "--color", "never")
+    same = re.compile(r"\d+ ms")  # the latencies differ from run to run
+    assert err == "" and same.sub("", quiet_out) == same.sub("", plain)
+    _, colored, _ = _check(world, config, "--color", "always")
+    assert "  \x1b[32mok      \x1b[0m dns   A 1.1.1.1\n" in colored
+    assert "  \x1b[31mFAIL    \x1b[0m http  HEAD answered 404" in colored
+    assert "  \x1b[33mwarning \x1b[0m tls   " in colored
+    assert colored.endswith(
+        "\x1b[1mChecked 3 listener URLs: 1 passed, 1 with warnings, 1 failed.\x1b[0m\n"
+    )
+    code, out, _ = _check(world, config, "--color", "always", "--output", "json")
+    assert code == 1 and "\x1b" not in out  # colour is for the text report only

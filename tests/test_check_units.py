@@ -178,6 +178,10 @@ def test_http_answers_that_are_not_http(raw_server: tuple[list[bytes], socket.so
     assert _steps("http://a.hooks.tscallbacks.dev/", net)["http"].detail == (
         "no HTTP answer: the answer is not HTTP"
     )
+    answers.append(b"HTTP/2.0 200 \x1b[2J\r\n\r\n")  # the server's words are never shown
+    assert _steps("http://a.hooks.tscallbacks.dev/", net)["http"].detail == (
+        "no HTTP answer: the answer is not HTTP/1.x"
+    )
     answers.append(b"HTTP/1.1 200 OK\r\n")
     assert "TLS handshake failed" in _steps("https://a.hooks.tscallbacks.dev/", net)["tls"].detail
 
@@ -279,17 +283,15 @@ def test_the_plan_comment_keeps_listener_problems_within_its_limit() -> None:
     assert "more listener problems not shown; see `tscallbacks check`" in short
 
 
-def test_no_targets_and_a_progress_callback() -> None:
+def test_no_targets_and_a_progress_callback(monkeypatch: pytest.MonkeyPatch) -> None:
     assert check_listeners([], CheckOptions()).urls == ()
-    ticks: list[int] = []
-    fake = FakeNetwork()
+    monkeypatch.setattr(network, "current", FakeNetwork().network())  # nothing leaves here
+    ended: list[UrlReport] = []
     report = check_listeners(
-        [_target("https://x.hooks.tscallbacks.dev/")],
-        CheckOptions(),
-        progress=lambda: ticks.append(1),
+        [_target("https://x.hooks.tscallbacks.dev/")], CheckOptions(), progress=ended.append
     )
-    assert ticks == [1] and report.failed
-    del fake
+    assert ended == list(report.urls) and report.failed
+    assert views.finished_line(ended[0]) == "https://x.hooks.tscallbacks.dev/: failed (dns)"
 
 
 # -- plan --check-listeners ------------------------------------------------------------
@@ -324,3 +326,17 @@ def test_plan_with_check_listeners_adds_the_findings(
         assert "### Listener check" in out and f"`{config}:6:14`" in out
     code, out, _ = run_cli("plan", "--simulator", "-c", str(config), "--detailed-exitcode")
     assert code == 2 and "Listener check" not in out  # without the flag: no check
+
+
+def test_plan_colours_the_listener_check_as_it_colours_the_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(network, "current", FakeNetwork().network())
+    config = _plan_config(tmp_path / "c.yaml")
+    argv = ["plan", "--simulator", "-c", str(config), "--check-listeners"]
+    code, out, _ = run_cli(*argv, "--color", "always")
+    assert code == 1
+    listeners = out.split("\nListener check:\n")[1]
+    assert "  \x1b[31mFAIL    \x1b[0m dns   " in listeners
+    _, out, _ = run_cli(*argv, "--color", "never")
+    assert "\x1b" not in out

@@ -227,6 +227,7 @@ def _run_action(
     *,
     event: dict[str, Any] | None = None,
     unset: tuple[str, ...] = (),
+    path_first: Path | None = None,
 ) -> ActionRun:
     action = _action()
     inputs = {name: str(spec.get("default", "")) for name, spec in action["inputs"].items()}
@@ -239,7 +240,13 @@ def _run_action(
     env = {k: v for k, v in os.environ.items() if not k.startswith("THINGSPACE_")}
     env.update({k: v for k, v in SECRETS.items() if k not in unset})
     env.update(
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        PATH=os.pathsep.join(
+            [
+                *([str(path_first)] if path_first else []),
+                str(Path(sys.executable).parent),
+                env.get("PATH", ""),
+            ]
+        ),
         RUNNER_TEMP=str(temp),
         GITHUB_STEP_SUMMARY=str(temp / "summary.md"),
         NO_COLOR="1",
@@ -334,6 +341,96 @@ def test_action_stops_at_an_invalid_configuration(workdir: Path, tmp_path: Path)
     run = _run_action(workdir, tmp_path, SIMULATED)
     assert run.failed == "Validate" and run.status == 1
     assert re.search(r"^callbacks\.yaml:\d+:\d+: \$\.accounts\[.*port 8080", run.log, re.M)
+
+
+def test_action_checks_listeners_only_when_asked(workdir: Path, tmp_path: Path) -> None:
+    # No callback declared: the check runs and finds nothing to reach, so nothing leaves
+    # this machine (the listener steps themselves are tested in tests/test_check.py).
+    config = workdir / "config" / "callbacks.yaml"
+    config.write_text('version: 1\naccounts:\n  "0252012345-00001":\n    callbacks: {}\n')
+    run = _run_action(workdir, tmp_path, {**SIMULATED, "check-listeners": "true"})
+    assert run.failed is None, run.log
+    assert "### Listener check" in run.summary
+    assert "Checked 0 listener URLs: 0 passed, 0 with warnings, 0 failed." in run.summary
+    without = _run_action(workdir, tmp_path, SIMULATED)
+    assert without.failed is None and "Listener check" not in without.summary
+    refused = _run_action(workdir, tmp_path, {"check-listeners": "yes"})
+    assert refused.failed == "Check the inputs"
+    assert "check-listeners take true or false, not 'yes'" in refused.log
+
+
+def test_action_shows_the_findings_when_a_listener_fails(
+    workdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A stand-in for tscallbacks whose plan does what plan --check-listeners does when a
+    # listener fails: the plan and the findings on stdout, then exit 1.
+    stand_in = tmp_path / "bin"
+    stand_in.mkdir()
+    script = stand_in / "tscallbacks"
+    script.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" != plan ]; then exec "$REAL_TSCALLBACKS" "$@"; fi\n'
+        'echo "plan $*" > "$RUNNER_TEMP/argv"\n'
+        "printf '## tscallbacks plan\\n\\n### Listener check\\n\\n- **error** https fails\\n'\n"
+        "exit 1\n"
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("REAL_TSCALLBACKS", str(Path(sys.executable).with_name("tscallbacks")))
+    run = _run_action(
+        workdir,
+        tmp_path,
+        {**SIMULATED, "mode": "apply", "check-listeners": "true"},
+        path_first=stand_in,
+    )
+    assert run.failed == "Plan" and run.status == 1
+    assert "--check-listeners" in (run.temp / "argv").read_text("utf-8").split()
+    assert "- **error** https fails" in run.log
+    assert run.summary.startswith("## tscallbacks plan\n\n### Listener check\n")
+    assert run.summary.endswith(
+        "tscallbacks plan failed (exit 1); the errors are in the job log.\n"
+    )
+    assert "Apply the saved plan" not in run.ran
+
+
+def test_the_examples_offer_the_listener_check() -> None:
+    # The workflow's commented line names a real input of the action.
+    line = next(
+        line
+        for line in GITHUB_WORKFLOW.read_text("utf-8").splitlines()
+        if "check-listeners" in line
+    )
+    assert line.strip().startswith('# check-listeners: "true"')
+    assert _action()["inputs"]["check-listeners"]["default"] == "false"
+    pipeline = _load(GITLAB_CI)
+    assert pipeline["variables"]["TSCALLBACKS_CHECK_LISTENERS"] == "false"  # opt-in
+    job = pipeline["listeners"]
+    assert job["rules"] == [
+        {
+            "if": '$CI_PIPELINE_SOURCE == "merge_request_event" && '
+            '$TSCALLBACKS_CHECK_LISTENERS == "true"'
+        }
+    ]
+    assert job["script"][0].startswith('tscallbacks check -c "$TSCALLBACKS_CONFIG"')
+    assert job["artifacts"]["paths"] == ["listeners.md"]
+
+
+def test_the_gitlab_listener_job_fails_when_a_listener_fails(tmp_path: Path) -> None:
+    # Its script lines run as GitLab runs them: one shell, stopping at the first failure.
+    job = _load(GITLAB_CI)["listeners"]
+    stand_in = tmp_path / "tscallbacks"
+    for code in (0, 1, 2):
+        stand_in.write_text(f"#!/bin/sh\necho '## tscallbacks listener check'\nexit {code}\n")
+        stand_in.chmod(0o755)
+        proc = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", "\n".join(job["script"])],
+            cwd=tmp_path,
+            env={"PATH": f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == code
+        assert proc.stdout == "## tscallbacks listener check\n"  # shown also when it fails
 
 
 def test_action_refuses_an_unknown_mode(workdir: Path, tmp_path: Path) -> None:

@@ -151,13 +151,9 @@ def build_parser(out: TextIO | None = None) -> argparse.ArgumentParser:
     debug.add_argument(
         "--debug", action="store_true", help="show a full traceback on unexpected errors"
     )
-    config = _Parser(add_help=False)
-    config.add_argument(
-        "-c",
-        "--config",
-        metavar="PATH",
-        help="configuration file, or a directory of *.yaml/*.yml files (default: "
-        "callbacks.yaml; for apply PLANFILE, the one the plan was made from)",
+    config = _config(
+        "configuration file, or a directory of *.yaml/*.yml files (default: "
+        "callbacks.yaml; for apply PLANFILE, the one the plan was made from)"
     )
     remote = _Parser(add_help=False)
     remote.add_argument(
@@ -194,28 +190,12 @@ def build_parser(out: TextIO | None = None) -> argparse.ArgumentParser:
         "time at the apply prompt does not count)",
     )
 
-    chatter = _Parser(add_help=False)
-    loudness = chatter.add_mutually_exclusive_group()
-    loudness.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=0,
-        help="also log retries, logins, timings and a request summary to stderr "
+    chatter = _chatter(
+        verbose="also log retries, logins, timings and a request summary to stderr "
         "(-vv: every request)",
-    )
-    loudness.add_argument(
-        "-q",
-        "--quiet",
-        action="store_true",
-        help="no progress or wait announcements on stderr; apply --auto-approve -q prints "
+        quiet="no progress or wait announcements on stderr; apply --auto-approve -q prints "
         "only errors and its summary line",
-    )
-    chatter.add_argument(
-        "--color",
-        choices=("auto", "always", "never"),
-        default="auto",
-        help="colour the output: auto (a terminal, unless NO_COLOR is set), always "
+        color="colour the output: auto (a terminal, unless NO_COLOR is set), always "
         "(e.g. GitHub Actions logs), never",
     )
 
@@ -285,16 +265,30 @@ what a saved plan (--out) is applied with.""",
     check = _command(
         sub,
         "check",
-        parents=[debug, config, chatter],
+        parents=[
+            debug,
+            _config(
+                "configuration file, or a directory of *.yaml/*.yml files (default: callbacks.yaml)"
+            ),
+            _chatter(
+                verbose="also say on stderr how long the check took (-vv: and each URL's "
+                "outcome as its check ends)",
+                quiet="no progress on stderr (the report on stdout is the same)",
+                color="colour the text report's outcomes: auto (a terminal, unless NO_COLOR "
+                "is set), always (e.g. GitHub Actions logs), never",
+            ),
+        ],
         summary="prove each declared listener URL can receive callbacks",
         description="""\
 For every distinct declared callback URL, from this machine: DNS (A and AAAA,
 every address public), the port (one ThingSpace calls), a TCP connection, TLS
-(chain trusted, host name, days to expiry, protocol) and one HTTP probe: HEAD
+(chain trusted, host name, days to expiry, protocol) and an HTTP probe: HEAD
 with 'User-Agent: tscallbacks/VERSION (listener check)' and
 'X-Tscallbacks-Probe: 1', no body, and the registration's credentials as Basic
-auth only over https. 2xx and 405 pass. Never talks to ThingSpace. Exit 0 all
-pass, 1 any failure, 2 only warnings (with --detailed-exitcode).""",
+auth only over https (then once more without them: a listener refusing that
+demands HTTP authentication, which ThingSpace's callbacks may not send: a
+warning). 2xx and 405 pass. Never talks to ThingSpace. Exit 0 all pass, 1 any
+failure, 2 only warnings (with --detailed-exitcode).""",
         examples=(
             "tscallbacks check -c callbacks.yaml",
             "tscallbacks check -c callbacks.yaml --account 'fleet-*' --output markdown",
@@ -324,7 +318,8 @@ pass, 1 any failure, 2 only warnings (with --detailed-exitcode).""",
         type=_seconds("--timeout"),
         default=CHECK_TIMEOUT,
         metavar="SECONDS",
-        help=f"wait at most this long for each step of each URL (default {CHECK_TIMEOUT:g})",
+        help=f"wait at most this long for each step of each URL, and for each probe of the "
+        f"http step (default {CHECK_TIMEOUT:g})",
     )
     check.add_argument(
         "--parallelism",
@@ -491,6 +486,24 @@ It accepts the credentials in the four THINGSPACE_* variables where it starts
     )
     add_serve_arguments(serve)
     return parser
+
+
+def _config(help_text: str) -> argparse.ArgumentParser:
+    """``-c/--config``, with the help its command needs."""
+    parent = _Parser(add_help=False)
+    parent.add_argument("-c", "--config", metavar="PATH", help=help_text)
+    return parent
+
+
+def _chatter(*, verbose: str, quiet: str, color: str) -> argparse.ArgumentParser:
+    """``-v``/``-q`` (one or the other) and ``--color``, with the help their command needs
+    (each command shows on stderr and colours different things)."""
+    parent = _Parser(add_help=False)
+    loudness = parent.add_mutually_exclusive_group()
+    loudness.add_argument("-v", "--verbose", action="count", default=0, help=verbose)
+    loudness.add_argument("-q", "--quiet", action="store_true", help=quiet)
+    parent.add_argument("--color", choices=("auto", "always", "never"), default="auto", help=color)
+    return parent
 
 
 def _ca_bundle(parser: argparse.ArgumentParser) -> None:

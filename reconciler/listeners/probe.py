@@ -1,7 +1,8 @@
 """The five steps for one target: DNS, port, TCP, TLS, HTTP.
 
 What the HTTP step sends, exactly (documented in the README): ``HEAD`` on the URL's path
-and query, with the headers ``Host``, ``User-Agent: tscallbacks/VERSION (listener
+and query (non-ASCII characters percent-encoded as UTF-8), with the headers ``Host`` (an
+internationalized name in its ASCII form), ``User-Agent: tscallbacks/VERSION (listener
 check)``, ``X-Tscallbacks-Probe: 1``, ``Accept: */*`` and ``Connection: close``, and no
 body. ``HEAD`` because it is safe by definition (RFC 9110: no side effects, no body
 either way) and is not what ThingSpace sends (a ``POST`` with a JSON body), so a
@@ -9,22 +10,37 @@ listener can never take the probe for a callback; a listener that only routes ``
 answers 405 for its path and 404 for a wrong one, which is what the check needs to tell.
 ``Authorization: Basic ...`` is added only for a registration with credentials, only
 over https, and only on this connection, to the URL's own host: redirects are never
-followed. Nothing here puts a credential into a step's detail.
+followed. When that probe passes, a second one goes to the same address and URL on a
+new connection, identical but without ``Authorization``: a listener that refuses it
+(401/403) demands HTTP authentication, which ThingSpace's callbacks may not send
+(Verizon's "About Callback Services" page: the credentials travel inside the callback
+message). Nothing here puts a credential into a step's detail.
+
+Every step ends within the timeout, whatever the other side does: the resolver runs
+under a deadline (``network``), the TCP step shares one deadline across the host's
+addresses, CPython gives a TLS handshake one deadline, and a watchdog shuts the socket
+down when an HTTP answer's head has not arrived in time (a per-read timeout alone lets
+a listener that trickles a byte at a time, or says "100 Continue" again and again, hold
+the step forever). Only the status line and the headers are read (``http.client``: at
+most 100 header lines of 64 KiB); a body is never read, so a listener sending one
+without end costs nothing.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import http.client
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import idna
 
@@ -98,9 +114,12 @@ class _Run:
         self.https = parts.scheme.lower() == "https"
         self.host = (parts.hostname or "").rstrip(".")
         self.port = parts.port or (443 if self.https else 80)
-        self.request_target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        self.host_header = parts.netloc.rpartition("@")[2]
+        self.request_target = _ascii_target(
+            (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        )
+        self.host_header = _host_header(parts.netloc.rpartition("@")[2], self.host)
         self.addresses: list[str] = []
+        self.address: str | None = None  # the one the tcp step kept its connection to
         self.sock: socket.socket | None = None
         self.stopped: str | None = None
 
@@ -142,14 +161,21 @@ class _Run:
         failures: list[str] = []
         unroutable: list[str] = []
         connected: list[str] = []
+        timeout = self.settings.timeout
+        deadline = self.settings.clock() + timeout  # one for all the addresses
         for address in self.addresses:
             started = self.settings.clock()
-            try:
-                sock = self.settings.network.connect(address, self.port, self.settings.timeout)
-            except TimeoutError:
+            left = deadline - started
+            if left <= 0:
                 failures.append(
-                    f"{_hostport(address, self.port)}: no answer within {self.settings.timeout:g} s"
+                    f"{_hostport(address, self.port)}: not tried, the step's {timeout:g} s "
+                    "were used up by the addresses before it"
                 )
+                continue
+            try:
+                sock = self.settings.network.connect(address, self.port, left)
+            except TimeoutError:
+                failures.append(f"{_hostport(address, self.port)}: no answer within {timeout:g} s")
                 continue
             except OSError as exc:
                 if ":" in address and exc.errno in _NO_ROUTE_HERE:
@@ -162,7 +188,7 @@ class _Run:
             took = _ms(self.settings.clock() - started)
             connected.append(f"{_hostport(address, self.port)} in {took}")
             if self.sock is None:
-                self.sock = sock
+                self.sock, self.address = sock, address
             else:
                 sock.close()
         if failures:
@@ -191,21 +217,8 @@ class _Run:
                 "plain http: no TLS, so callbacks (and their credentials) travel unencrypted",
             )
         assert self.sock is not None
-        raw = self.sock
-        self.sock = None
-        raw.settimeout(self.settings.timeout)
-        try:
-            wrapped = self.settings.context.wrap_socket(raw, server_hostname=_ascii_host(self.host))
-        except ssl.SSLCertVerificationError as exc:
-            raw.close()
-            raise _Stop(_verify_words(exc, self.host)) from None
-        except TimeoutError:
-            raw.close()
-            raise _Stop(f"no TLS handshake within {self.settings.timeout:g} s") from None
-        except (ssl.SSLError, OSError) as exc:
-            raw.close()
-            reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
-            raise _Stop(f"TLS handshake failed ({reason})") from None
+        raw, self.sock = self.sock, None
+        wrapped = self._handshake(raw)
         self.sock = wrapped
         version = wrapped.version() or "TLS"
         cert = wrapped.getpeercert() or {}
@@ -224,33 +237,120 @@ class _Run:
             )
         return Step("tls", Outcome.OK, f"{version}, certificate valid for {days} days ({when})")
 
+    def _handshake(self, raw: socket.socket) -> ssl.SSLSocket:
+        """TLS on ``raw``, verified, within the timeout; raises _Stop (and closes ``raw``).
+        The socket's timeout bounds the whole handshake (CPython gives it one deadline),
+        not each read."""
+        raw.settimeout(self.settings.timeout)
+        try:
+            return self.settings.context.wrap_socket(raw, server_hostname=_ascii_host(self.host))
+        except ssl.SSLCertVerificationError as exc:
+            raw.close()
+            raise _Stop(_verify_words(exc, self.host)) from None
+        except TimeoutError:
+            raw.close()
+            raise _Stop(f"no TLS handshake within {self.settings.timeout:g} s") from None
+        except (ssl.SSLError, OSError) as exc:
+            raw.close()
+            reason = getattr(exc, "reason", None) or exc.strerror or type(exc).__name__
+            raise _Stop(f"TLS handshake failed ({reason})") from None
+
     def http(self) -> Step:
         assert self.sock is not None
+        sock, self.sock = self.sock, None
         sent_credentials = self.target.has_credentials and self.https
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.settings.timeout)
-        conn.sock = self.sock
-        self.sock = None
+        status, took = self._probe(sock, credentials=sent_credentials)
+        step = _judge(status, took, target=self.target, sent_credentials=sent_credentials)
+        if sent_credentials and step.outcome is Outcome.OK:
+            return self._without_credentials(step)
+        return step
+
+    def _probe(self, sock: socket.socket, *, credentials: bool) -> tuple[int, str]:
+        """One ``HEAD`` on ``sock`` (then closed): the status and how long the answer took."""
+        timeout = self.settings.timeout
+        conn = http.client.HTTPConnection(self.host_header, self.port, timeout=timeout)
+        conn.sock = sock
+        watchdog = _Watchdog(sock, timeout)
         started = self.settings.clock()
         try:
-            conn.putrequest("HEAD", self.request_target, skip_host=True, skip_accept_encoding=True)
-            conn.putheader("Host", self.host_header)
-            conn.putheader("User-Agent", USER_AGENT)
-            conn.putheader(PROBE_HEADER, "1")
-            conn.putheader("Accept", "*/*")
-            conn.putheader("Connection", "close")
-            if sent_credentials:
-                conn.putheader("Authorization", _basic(self.target))
-            conn.endheaders()
-            response = conn.getresponse()
-            status = response.status
-        except TimeoutError:
-            raise _Stop(f"no HTTP answer within {self.settings.timeout:g} s") from None
-        except (http.client.HTTPException, OSError) as exc:
+            with watchdog:
+                conn.putrequest(
+                    "HEAD", self.request_target, skip_host=True, skip_accept_encoding=True
+                )
+                conn.putheader("Host", self.host_header)
+                conn.putheader("User-Agent", USER_AGENT)
+                conn.putheader(PROBE_HEADER, "1")
+                conn.putheader("Accept", "*/*")
+                conn.putheader("Connection", "close")
+                if credentials:
+                    conn.putheader("Authorization", _basic(self.target))
+                conn.endheaders()
+                status = conn.getresponse().status  # the status line and headers only
+            if watchdog.fired:  # the head was cut short: what was read proves nothing
+                raise TimeoutError
+        except (http.client.HTTPException, OSError) as exc:  # TimeoutError is an OSError
+            if watchdog.fired or isinstance(exc, TimeoutError):
+                raise _Stop(f"no HTTP answer within {timeout:g} s") from None
             raise _Stop(f"no HTTP answer: {_http_failure(exc)}") from None
         finally:
             conn.close()
-        took = _ms(self.settings.clock() - started)
-        return _judge(status, took, target=self.target, sent_credentials=sent_credentials)
+        return status, _ms(self.settings.clock() - started)
+
+    def _without_credentials(self, passed: Step) -> Step:
+        """The same probe without ``Authorization``, on a new connection to the same
+        address: does the listener demand HTTP authentication?"""
+        assert self.address is not None
+        try:
+            try:
+                raw = self.settings.network.connect(self.address, self.port, self.settings.timeout)
+            except OSError as exc:  # TimeoutError included
+                reason = exc.strerror or ("timed out" if isinstance(exc, TimeoutError) else "")
+                raise _Stop(f"cannot connect again ({reason or type(exc).__name__})") from None
+            status, _took = self._probe(self._handshake(raw), credentials=False)
+        except _Stop as stop:
+            return Step("http", Outcome.OK, f"{passed.detail}; the probe without them: {stop}")
+        if status in (401, 403):
+            return Step(
+                "http",
+                Outcome.WARNING,
+                f"{passed.detail}, but {_status_words(status)} without them: the listener "
+                "demands HTTP authentication, which ThingSpace's callbacks may not send "
+                "(Verizon puts the username and password inside the callback message)",
+            )
+        return Step("http", Outcome.OK, f"{passed.detail}; {_status_words(status)} without them")
+
+
+class _Watchdog:
+    """Shuts ``sock`` down (both ways) when ``seconds`` have passed inside the block: a
+    blocked read then ends at once, and :attr:`fired` says why. A socket's own timeout
+    bounds each read, not the sum of them."""
+
+    def __init__(self, sock: socket.socket, seconds: float) -> None:
+        self._sock = sock
+        self._lock = threading.Lock()
+        self._ended = False
+        self.fired = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._ended = True
+        self._timer.cancel()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._ended:  # pragma: no cover - a race: the block ended as time ran out
+                return
+            self.fired = True
+            # The plain socket's shutdown, also for TLS: ssl.SSLSocket.shutdown would drop
+            # its TLS state under the reading thread.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
 
 
 def _judge(status: int, took: str, *, target: Target, sent_credentials: bool) -> Step:
@@ -314,6 +414,12 @@ def _http_failure(exc: BaseException) -> str:
         return "the listener closed the connection"
     if isinstance(exc, http.client.BadStatusLine):
         return "the answer is not HTTP"
+    if isinstance(exc, http.client.UnknownProtocol):
+        return "the answer is not HTTP/1.x"
+    if isinstance(exc, http.client.LineTooLong):
+        return "a line of the answer's head is too long"
+    if isinstance(exc, http.client.HTTPException) and "more than" in str(exc):
+        return "the answer has too many header lines"
     return getattr(exc, "strerror", None) or type(exc).__name__
 
 
@@ -329,6 +435,21 @@ def _ascii_host(host: str) -> str:
     if host.isascii():
         return host
     return idna.encode(host, uts46=True).decode("ascii")
+
+
+def _ascii_target(target: str) -> str:
+    """The request target as it goes on the wire: non-ASCII characters as UTF-8 %XX."""
+    if target.isascii():
+        return target
+    return "".join(c if c.isascii() else quote(c, safe="") for c in target)
+
+
+def _host_header(hostport: str, host: str) -> str:
+    """``Host`` as written in the URL, an internationalized name in its ASCII form."""
+    if hostport.isascii():
+        return hostport
+    _name, colon, port = hostport.rpartition(":")
+    return _ascii_host(host) + (colon + port if colon else "")
 
 
 def _hostport(address: str, port: int) -> str:

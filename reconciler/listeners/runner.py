@@ -70,10 +70,10 @@ def check_listeners(
     options: CheckOptions,
     *,
     context: ssl.SSLContext | None = None,
-    progress: Callable[[], None] | None = None,
+    progress: Callable[[UrlReport], None] | None = None,
 ) -> CheckReport:
     """Check every target, at most ``options.parallelism`` at once; ``progress`` is
-    called once per finished target."""
+    called with each target's report as it ends (from the worker threads)."""
     settings = ProbeSettings(
         timeout=options.timeout,
         context=context or trust(options.ca_bundle),
@@ -83,7 +83,7 @@ def check_listeners(
     def one(target: Target) -> UrlReport:
         report = UrlReport(target, check_target(target, settings))
         if progress is not None:
-            progress()
+            progress(report)
         return report
 
     if not found:

@@ -31,7 +31,7 @@ def renderer(
             render_text(plan, out, color=color)
             if listeners is not None:
                 out.write("\nListener check:\n\n")
-                check_views.render_text(listeners, out)
+                check_views.render_text(listeners, out, color=color)
 
         return text
     if name == "markdown":

@@ -15,6 +15,14 @@ from reconciler.listeners.model import STEP_NAMES, CheckReport, Outcome, UrlRepo
 
 FORMAT_VERSION = 1
 _MARK = {Outcome.OK: "ok", Outcome.WARNING: "warning", Outcome.ERROR: "FAIL", Outcome.SKIPPED: "-"}
+# --color: green, yellow, red, dim; only the marks (our own words) are painted.
+_PAINT = {
+    Outcome.OK: "\033[32m",
+    Outcome.WARNING: "\033[33m",
+    Outcome.ERROR: "\033[31m",
+    Outcome.SKIPPED: "\033[2m",
+}
+_BOLD, _RESET = "\033[1m", "\033[0m"
 _MD_MARK = {
     Outcome.OK: "✅ ok",
     Outcome.WARNING: "⚠️ warning",
@@ -29,19 +37,37 @@ def _used_by(report: UrlReport) -> str:
     return shown + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
 
 
-def render_text(report: CheckReport, out: TextIO) -> None:
-    """Per URL each step's outcome, then one located line per problem, then the summary."""
+def _paint(text: str, code: str, color: bool) -> str:
+    return f"{code}{text}{_RESET}" if color else text
+
+
+def render_text(report: CheckReport, out: TextIO, *, color: bool = False) -> None:
+    """Per URL each step's outcome, then one located line per problem, then the summary;
+    ``color`` (``--color``) paints the outcome marks and the summary."""
     for url in report.urls:
         out.write(f"{escape.text(url.target.url)}  ({escape.text(_used_by(url))})\n")
         for step in url.steps:
-            out.write(f"  {_MARK[step.outcome]:<8} {step.name:<5} {escape.text(step.detail)}\n")
+            mark = _paint(f"{_MARK[step.outcome]:<8}", _PAINT[step.outcome], color)
+            out.write(f"  {mark} {step.name:<5} {escape.text(step.detail)}\n")
         out.write("\n")
     problems = report.problems()
     for problem in problems:
         out.write(f"{problem}\n")
     if problems:
         out.write("\n")
-    out.write(report.summary_line() + "\n")
+    out.write(_paint(report.summary_line(), _BOLD, color) + "\n")
+
+
+def finished_line(report: UrlReport) -> str:
+    """One URL's outcome as it ends (``-vv``), escaped: ``URL: failed (tls)``."""
+    problems = [step.name for step in report.steps if step.is_problem]
+    words = {Outcome.OK: "passed", Outcome.WARNING: "passed with warnings"}
+    said = words.get(report.outcome, "failed")
+    return (
+        escape.text(report.target.url)
+        + f": {said}"
+        + (f" ({', '.join(problems)})" if problems else "")
+    )
 
 
 def problem_view(problem: Problem) -> dict[str, Any]:

@@ -10,15 +10,18 @@ from reconciler.cli.loading import load
 from reconciler.config import LoadedConfig
 from reconciler.core.errors import ExitStatus, UsageError
 from reconciler.engine.target import Target, restrict, select
-from reconciler.listeners.model import CheckReport
+from reconciler.listeners.model import CheckReport, UrlReport
 from reconciler.listeners.runner import CheckOptions, check_listeners, targets, trust
-from reconciler.render.listeners import RENDERERS
+from reconciler.render.listeners import RENDERERS, finished_line, render_text
 
 
 def run(args: argparse.Namespace, io: Console) -> ExitStatus:
     loaded = load(args, io, require_env=True)
     report = check(args, io, loaded, select(loaded.desired, args.account))
-    RENDERERS[args.output](report, io.stdout)
+    if args.output == "text":
+        render_text(report, io.stdout, color=io.use_color(io.stdout))
+    else:
+        RENDERERS[args.output](report, io.stdout)
     return report.exit_status(detailed=args.detailed_exitcode)
 
 
@@ -37,4 +40,9 @@ def check(
     found = targets(restrict(loaded.desired, chosen), loaded.url_marks)
     io.phase = Phase.READING
     with io.progress.phase("Checking listeners", total=len(found)) as tick:
-        return check_listeners(found, options, context=context, progress=tick)
+
+        def finished(report: UrlReport) -> None:  # from the check's worker threads
+            tick()
+            io.progress.notice(finished_line(report), level=3)  # -vv
+
+        return check_listeners(found, options, context=context, progress=finished)
