@@ -567,3 +567,27 @@ def test_a_long_plan_is_cut_to_fit_a_comment(tmp_path: Path) -> None:
     assert "the whole plan is in the job summary" in body
     table = [line for line in body.splitlines() if line.startswith("|")]
     assert table and all(line == row.rstrip("\n") for line in table)  # whole rows only
+
+
+def test_action_apply_delivers_shared_secrets_only_where_told(
+    workdir: Path, tmp_path: Path
+) -> None:
+    config = workdir / "config" / "callbacks.yaml"
+    config.write_text(
+        'version: 1\naccounts:\n  "0252012345-00009":\n    callbacks:\n'
+        "      Location:\n        url: https://hooks.example.com/location\n",
+        "utf-8",
+    )
+    refused = _run_action(workdir, tmp_path, {**SIMULATED, "mode": "apply"})
+    assert refused.failed == "Apply the saved plan" and refused.status == 1
+    assert "--secrets-dir" in refused.log
+    assert not (workdir / "config" / "secrets").exists()
+
+    applied = _run_action(
+        workdir, tmp_path, {**SIMULATED, "mode": "apply", "secrets-dir": "secrets"}
+    )
+    assert applied.failed is None, applied.log
+    [secret] = (workdir / "config" / "secrets").rglob("*.secret")
+    assert secret.stat().st_mode & 0o777 == 0o600
+    value = secret.read_text("utf-8").strip()
+    assert value and value not in applied.log and value not in applied.summary
