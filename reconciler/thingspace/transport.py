@@ -9,7 +9,9 @@ error answers become typed errors with every known secret scrubbed out.
 
 from __future__ import annotations
 
+import json as _json
 import logging
+import os
 import random
 import re
 import threading
@@ -18,9 +20,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 from requests.auth import AuthBase
+from requests.structures import CaseInsensitiveDict
 
 from reconciler import __version__
 from reconciler.core.errors import ApiError, TransportError
@@ -105,6 +109,8 @@ class Wire:
         )
         # Backoff waits end early on Ctrl-C unless a test supplies its own sleep.
         self._sleep = sleep if sleep is not None else self.guard.stop.wait
+        self._proxies, self._verify, self._cert = request_settings(session, base)
+        self._agent = f"tscallbacks/{__version__}"
 
     def requests_sent(self) -> int:
         with self._lock:
@@ -130,9 +136,14 @@ class Wire:
         call's failure trips it. ``on_attempt`` hears each attempt just before it is sent.
         """
         limit = min(attempts or self._options.max_attempts, self._options.max_attempts)
-        headers = {"Accept": "application/json", "User-Agent": f"tscallbacks/{__version__}"}
+        headers = {"Accept": "application/json", "User-Agent": self._agent}
+        body: bytes | None = None
         if json is not None:
             headers["Content-Type"] = content_type
+            body = _json.dumps(json, allow_nan=False).encode("utf-8")
+        elif data is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            body = urlencode(data).encode("utf-8")
         ambiguous = False
         last: requests.Response | None = None
         reason = ""
@@ -155,16 +166,7 @@ class Wire:
                     with self._lock:
                         self._counts[(method, kind)] += 1
                     started = self._clock()
-                    response = self._session.request(
-                        method,
-                        self._base + path,
-                        headers=headers,
-                        json=json,
-                        data=data,
-                        auth=auth,
-                        timeout=timeout,
-                        allow_redirects=False,
-                    )
+                    response = self._request(method, path, headers, auth, body, timeout)
             except requests.exceptions.SSLError:
                 final = f"TLS error with {self._where} (certificate or handshake)"
                 self._attempted(method, path, kind, attempt, None, started, final)
@@ -215,6 +217,40 @@ class Wire:
         if last is not None:
             raise self.error(method, path, last, detail=gave_up, extra_secrets=extra_secrets)
         raise TransportError(method, path, f"{reason}; {gave_up}")
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        auth: AuthBase,
+        body: bytes | None,
+        timeout: tuple[float, float],
+    ) -> requests.Response:
+        """One attempt: what ``Session.request`` would send, prepared by hand, without
+        its per-request merging of settings (proxies and CA were resolved once, in
+        :func:`request_settings`) and cookies (the API authenticates with headers)."""
+        prepared = requests.PreparedRequest()
+        prepared.method = method
+        prepared.url = self._base + path
+        prepared.headers = CaseInsensitiveDict(headers)
+        prepared.body = body
+        prepared.hooks = {"response": []}
+        prepared.prepare_cookies(None)  # none sent; a redirect's answer is read into it
+        if body is not None:
+            prepared.headers["Content-Length"] = str(len(body))
+        elif method not in ("GET", "HEAD"):
+            prepared.headers["Content-Length"] = "0"
+        prepared = auth(prepared)
+        return self._session.send(
+            prepared,
+            stream=False,
+            timeout=timeout,
+            verify=self._verify,
+            cert=self._cert,
+            proxies=self._proxies,
+            allow_redirects=False,
+        )
 
     def _attempted(
         self,
@@ -290,6 +326,32 @@ class Wire:
             logins=logins,
             relogins=relogins,
         )
+
+
+def environment_settings(endpoint: str) -> tuple[dict[str, str], bool | str]:
+    """What requests takes from the environment for a request to ``endpoint``: the
+    proxies (HTTPS_PROXY, ALL_PROXY..., none when NO_PROXY covers the host) and the CA
+    bundle (REQUESTS_CA_BUNDLE, else CURL_CA_BUNDLE, else the default: True)."""
+    proxies = requests.utils.get_environ_proxies(endpoint)
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    return dict(proxies), bundle or True
+
+
+def request_settings(
+    session: requests.Session, endpoint: str
+) -> tuple[dict[str, str], Any, Any]:
+    """The proxies, CA verification and client certificate of every request to
+    ``endpoint`` through ``session``: the session's, with the environment's on top when
+    the session trusts it, as ``Session.request`` merges them, but once per run instead
+    of on every request (reading the environment costs tens of microseconds a time, and
+    every request of a run goes to the one endpoint)."""
+    proxies, verify = dict(session.proxies), session.verify
+    if session.trust_env:
+        env_proxies, bundle = environment_settings(endpoint)
+        proxies.update(env_proxies)
+        if verify is True and bundle is not True:
+            verify = bundle
+    return proxies, verify, session.cert
 
 
 def _clip(text: str, secrets: list[str]) -> str:
