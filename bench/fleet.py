@@ -10,7 +10,10 @@ phase it prints:
 - bound: the network lower bound, ceil(requests / parallelism) x latency;
 - ratio: wall / bound (1.00 is the network's best);
 - client CPU: the command's user+system CPU time; server CPU: this process's (the simulator);
-- with ``--rate-limit R``: the rate the simulator saw, (requests - 1) / (last - first).
+- with ``--rate-limit R``: the rate the simulator saw, (requests - 1) / (last - first);
+- with ``-v``: how long before the first request, and after the last, the command ran.
+
+Commands run in a temporary directory (their journal goes there).
 
 The configuration is one file, or a directory of files when one file would be over the
 loader's size limit (``tscallbacks validate`` says). It asserts nothing: it is a
@@ -122,14 +125,17 @@ def phase(
     parallelism: int,
     latency_ms: int,
     expect: int,
+    cwd: Path,
     show_rate: bool = False,
+    verbose: bool = False,
 ) -> Result:
     sim.clear_requests()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     server = time.process_time()
-    started = time.perf_counter()
-    proc = subprocess.run([COMMAND, *argv], env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - started
+    started = time.monotonic()  # the simulator's request times are monotonic too
+    proc = subprocess.run([COMMAND, *argv], env=env, cwd=cwd, capture_output=True, text=True)
+    ended = time.monotonic()
+    wall = ended - started
     server_cpu = time.process_time() - server
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     client_cpu = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
@@ -139,8 +145,11 @@ def phase(
     requests = counts.total
     bound = math.ceil(requests / parallelism) * latency_ms / 1000
     rate = None
-    if counts.first is not None and counts.last is not None and counts.last > counts.first:
-        rate = (requests - 1) / (counts.last - counts.first)
+    before = after_last = float("nan")
+    if counts.first is not None and counts.last is not None:
+        before, after_last = counts.first - started, ended - counts.last
+        if counts.last > counts.first:
+            rate = (requests - 1) / (counts.last - counts.first)
     result = Result(wall, requests, bound, client_cpu, server_cpu, rate)
     line = (
         f"{name:<12} wall {wall:7.2f} s  requests {requests:6d}  bound {bound:6.2f} s  "
@@ -149,6 +158,8 @@ def phase(
     )
     if show_rate and rate is not None:
         line += f"  rate {rate:7.1f}/s"
+    if verbose:
+        line += f"  (first request after {before:.2f} s, exit {after_last:.2f} s after the last)"
     print(line, flush=True)
     return result
 
@@ -171,6 +182,9 @@ def main() -> None:
     parser.add_argument("--state", action="store_true", help="the simulator keeps a state file")
     parser.add_argument("--shard", type=shard, metavar="K/N", help="pass --shard K/N to each run")
     parser.add_argument("--rate-limit", type=float, metavar="R", help="pass --rate-limit R")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="also when the first and last requests came"
+    )
     parser.add_argument(
         "--phases",
         default="plan,apply,noop",
@@ -218,7 +232,9 @@ def main() -> None:
                     parallelism=args.parallelism,
                     latency_ms=args.latency_ms,
                     expect=expect,
+                    cwd=work,
                     show_rate=bool(args.rate_limit),
+                    verbose=args.verbose,
                 )
     finally:
         shutil.rmtree(work, ignore_errors=True)
