@@ -22,6 +22,8 @@ from reconciler.thingspace.options import (
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
 
+    from reconciler.engine.target import Shard
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse exits 2 on bad usage; our contract reserves 2 for drift, so raise instead.
@@ -76,6 +78,15 @@ def _count(text: str) -> int:
     return value
 
 
+def _shard(text: str) -> Shard:
+    from reconciler.engine.target import Shard  # only when the flag is given
+
+    try:
+        return Shard.parse(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--shard ")) from None
+
+
 def _brakes_and_target(verb: str) -> argparse.ArgumentParser:
     """``--account`` and the brakes' overrides, shared by plan and apply."""
     parent = _Parser(add_help=False)
@@ -87,6 +98,14 @@ def _brakes_and_target(verb: str) -> argparse.ArgumentParser:
         metavar="PATTERN",
         help=f"{verb} only the configured accounts matching PATTERN, a name or a shell-style "
         "glob such as 'fleet-*' (repeatable); the others are neither read nor written",
+    )
+    group.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="K/N",
+        help=f"{verb} only shard K of N: the accounts whose name hashes to K (stable "
+        "across machines and runs), so N CI jobs split a fleet with no coordination; "
+        "with --account, the shard's share of what the patterns select",
     )
     group.add_argument(
         "--allow-protected",

@@ -337,9 +337,7 @@ def environment_settings(endpoint: str) -> tuple[dict[str, str], bool | str]:
     return dict(proxies), bundle or True
 
 
-def request_settings(
-    session: requests.Session, endpoint: str
-) -> tuple[dict[str, str], Any, Any]:
+def request_settings(session: requests.Session, endpoint: str) -> tuple[dict[str, str], Any, Any]:
     """The proxies, CA verification and client certificate of every request to
     ``endpoint`` through ``session``: the session's, with the environment's on top when
     the session trusts it, as ``Session.request`` merges them, but once per run instead

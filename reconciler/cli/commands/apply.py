@@ -80,9 +80,9 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
                 )
     desired = load(args, io, require_env=True).desired
     if saved is not None:
-        chosen = check_accounts(saved, desired, args.account, path=args.planfile)
+        chosen = check_accounts(saved, desired, args.account, path=args.planfile, shard=args.shard)
     else:
-        chosen = select(desired, args.account)
+        chosen = select(desired, args.account, args.shard)
     color = io.use_color(human)
     io.phase = Phase.READING
     with journaled(args, io) as journal, connect(args, io) as client:
