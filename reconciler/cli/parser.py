@@ -18,6 +18,7 @@ from reconciler.thingspace.options import (
     check_parallelism,
     check_seconds,
 )
+from reconciler.thingspace.ratelimit import check_rate
 
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
@@ -50,6 +51,19 @@ def _parallelism(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     try:
         return check_parallelism(value)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected requests per second (a number above 0), got {text!r}"
+        ) from None
+    try:
+        return check_rate(value)
     except UsageError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -193,6 +207,14 @@ def build_parser(out: TextIO | None = None) -> argparse.ArgumentParser:
         default=4,
         metavar="N",
         help="maximum API requests in flight at once, across accounts (default 4)",
+    )
+    remote.add_argument(
+        "--rate-limit",
+        type=_rate,
+        metavar="R",
+        help="send at most R requests per second (e.g. 10 or 2.5), across all workers and "
+        "counting logins and retries: stay under ThingSpace's quota instead of meeting "
+        "it as 429s; N jobs sharing one quota each take R/N (default: no limit)",
     )
     remote.add_argument(
         "--timeout",

@@ -2,7 +2,8 @@
 
 Every request to ThingSpace goes through :meth:`Wire.send`: 429/5xx/connection
 failures are retried with exponential backoff and full jitter (``Retry-After``
-honoured, capped), at most ``parallelism`` requests are on the wire at once, the
+honoured, capped), at most ``parallelism`` requests are on the wire at once (and,
+with a rate limit, at most that many attempts start per second), the
 run's guard (deadline, circuit breaker, Ctrl-C) is asked before every attempt, and
 error answers become typed errors with every known secret scrubbed out.
 """
@@ -33,6 +34,7 @@ from reconciler.thingspace.diagnose import describe, host_port
 from reconciler.thingspace.events import Attempted, Cause, Waiting, WireEvent, WireObserver
 from reconciler.thingspace.guard import RunGuard
 from reconciler.thingspace.options import ClientOptions
+from reconciler.thingspace.ratelimit import RateLimiter
 
 _MAX_TEXT = 200
 _NON_PRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\uffff]+")
@@ -110,6 +112,7 @@ class Wire:
         # Backoff waits end early on Ctrl-C unless a test supplies its own sleep.
         self._sleep = sleep if sleep is not None else self.guard.stop.wait
         self._proxies, self._verify, self._cert = request_settings(session, base)
+        self._limiter = RateLimiter(options.rate_limit, clock=clock) if options.rate_limit else None
         self._agent = f"tscallbacks/{__version__}"
 
     def requests_sent(self) -> int:
@@ -160,6 +163,7 @@ class Wire:
             self.guard.check()  # not even waiting for a slot once the run has stopped
             try:
                 with self._slots:  # held only while on the wire, never while backing off
+                    self._pace(method, path)
                     timeout = self._timeouts(self.guard.check())
                     if on_attempt is not None:
                         on_attempt()
@@ -217,6 +221,17 @@ class Wire:
         if last is not None:
             raise self.error(method, path, last, detail=gave_up, extra_secrets=extra_secrets)
         raise TransportError(method, path, f"{reason}; {gave_up}")
+
+    def _pace(self, method: str, path: str) -> None:
+        """With a rate limit, wait for this attempt's slot (a wire slot held: the rate,
+        not the parallelism, is what binds then). Ctrl-C ends the wait; a wait past the
+        run's deadline stops the run instead."""
+        if self._limiter is None:
+            return
+        wait = self._limiter.reserve()
+        if wait > 0:
+            self.guard.check_wait(wait, f"{method} {path}: waiting for the rate limit")
+            self._sleep(wait)
 
     def _request(
         self,
