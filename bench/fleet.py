@@ -126,7 +126,7 @@ def phase(
     latency_ms: int,
     expect: int,
     cwd: Path,
-    show_rate: bool = False,
+    rate_limit: float | None = None,
     verbose: bool = False,
 ) -> Result:
     sim.clear_requests()
@@ -156,8 +156,8 @@ def phase(
         f"ratio {result.ratio:5.2f}  client CPU {client_cpu:6.2f} s  "
         f"server CPU {server_cpu:6.2f} s"
     )
-    if show_rate and rate is not None:
-        line += f"  rate {rate:7.1f}/s"
+    if rate_limit and rate is not None:
+        line += f"  rate {rate:7.1f}/s ({100 * rate / rate_limit:.1f} % of the limit)"
     if verbose:
         line += f"  (first request after {before:.2f} s, exit {after_last:.2f} s after the last)"
     print(line, flush=True)
@@ -233,7 +233,7 @@ def main() -> None:
                     latency_ms=args.latency_ms,
                     expect=expect,
                     cwd=work,
-                    show_rate=bool(args.rate_limit),
+                    rate_limit=args.rate_limit,
                     verbose=args.verbose,
                 )
     finally:
