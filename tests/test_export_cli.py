@@ -64,3 +64,11 @@ def test_unknown_account_is_one_line_and_writes_nothing(sim: Simulator, tmp_path
         "nothing was exported (GET /api/"
     ), err
     assert not target.exists()
+
+
+@pytest.mark.parametrize("name", ["A-1\n", "A-1\r", "A-\u200b1"])
+def test_account_with_invisible_or_line_breaking_characters_is_refused(
+    sim: Simulator, name: str
+) -> None:
+    code, out, err = _run(sim, "export", "--account", name)
+    assert code == 1 and out == "" and err.count("\n") == 1 and "account name contains" in err

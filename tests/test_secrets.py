@@ -88,3 +88,9 @@ def test_api_text_is_scrubbed_before_it_is_cut(requests_mock: rm.Mocker) -> None
     error = _error_for(requests_mock, "x" * 150 + secret, [secret])
     assert error.detail is not None
     assert "zzzzzzzz" not in error.detail and error.detail.endswith("(sensitive)")
+
+
+def test_secrets_with_lone_surrogates_compare_without_raising() -> None:
+    # os.environ decodes invalid UTF-8 to lone surrogates; comparing must not raise.
+    assert Secret("\udcff-abc") != Secret("x")
+    assert Secret("\udcff-abc") == Secret("\udcff-abc")

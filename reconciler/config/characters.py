@@ -15,6 +15,7 @@ from typing import Any
 from reconciler.config.yamlpos import JsonPath, YamlDoc, format_json_path
 from reconciler.core import escape
 from reconciler.core.errors import Problem
+from reconciler.core.families import HTTP_HEADERS
 
 # Values whose characters are not shown, not even one.
 _SECRET_FIELDS = frozenset({"password"})
@@ -42,7 +43,8 @@ def _walk(doc: YamlDoc, value: Any, path: JsonPath, problems: list[Problem]) -> 
             _walk(doc, item, (*path, index), problems)
     elif isinstance(value, str):
         name = path[-1] if path and isinstance(path[-1], str) else "value"
-        message = _message(name, value, secret=name in _SECRET_FIELDS)
+        in_headers = len(path) > 1 and path[-2] == HTTP_HEADERS  # every value a secret
+        message = _message(name, value, secret=name in _SECRET_FIELDS or in_headers)
         if message is not None:
             problems.append(Problem(doc.value_at(path), format_json_path(path), message))
 
@@ -53,6 +55,11 @@ def _key_words(parent: JsonPath) -> str:
     if len(parent) == 3 and parent[0] == "accounts" and parent[2] == "callbacks":
         return "service name"
     return "key"
+
+
+def character_problem(what: str, text: str) -> str | None:
+    """Why ``text`` (a name from elsewhere than a file) holds a character we refuse, or None."""
+    return _message(what, text, secret=False)
 
 
 def _message(what: str, text: str, *, secret: bool) -> str | None:
