@@ -102,7 +102,7 @@ class SimulatedBlackHole(requests.Session):
         self.sent = 0
         self._lock = threading.Lock()
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> Any:
         connect, read = kwargs["timeout"]
         with self._lock:
             self.sent += 1

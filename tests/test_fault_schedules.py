@@ -163,12 +163,12 @@ class ScheduledSession(requests.Session):
         self._sent = 0
         self._lock = threading.Lock()
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> Any:
         with self._lock:
             self._sent += 1
             while self._pending and self._pending[0].at <= self._sent:
                 self._arm(self._pending.pop(0))
-        return super().request(method, url, *args, **kwargs)
+        return super().send(request, **kwargs)
 
     def _arm(self, event: Event) -> None:
         if event.kind == "expire":

@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 import requests
 
-from reconciler.simulator import RequestRecord, Simulator, SimulatorConfig, SimulatorCredentials
+from reconciler.simulator import (
+    RequestRecord,
+    Simulator,
+    SimulatorConfig,
+    SimulatorCredentials,
+    state,
+)
 
 CREDS = SimulatorCredentials(
     client_id="client-id", client_secret="client-secret-XYZ", username="user", password="pw-ABC"
@@ -563,6 +569,38 @@ def test_request_log_records_api_calls_without_headers_or_bodies(
     client.m2m("GET")
     sim.clear_requests()
     assert sim.requests() == []
+
+
+def test_request_counts_count_every_call_past_the_log_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(state, "REQUEST_LOG_LIMIT", 3)
+    with Simulator(SimulatorConfig(credentials=CREDS)) as sim:
+        client = Client(sim.base_url)
+        for n in range(4):
+            client.m2m("GET", account=f"0252012345-0000{n}")
+        client.fota("DELETE", suffix="/name/Fota")  # not registered: 400, counted too
+        requests.get(f"{sim.base_url}/api/nowhere", timeout=TIMEOUT)  # 404: counted by path
+        assert len(sim.requests()) == 3  # the log keeps the newest
+        counts = sim.request_counts()
+        assert counts.total == 8
+        assert dict(counts.by_route) == {
+            ("POST", "/api/ts/v1/oauth2/token"): 1,
+            ("POST", "/api/m2m/v1/session/login"): 1,
+            ("GET", "/api/m2m/v1/callbacks/{account}"): 4,
+            ("DELETE", "/api/fota/v1/callbacks/{account}/name/{service}"): 1,
+            ("GET", "/api/nowhere"): 1,
+        }
+        assert counts.first is not None and counts.last is not None
+        assert counts.first <= counts.last
+        served = requests.get(f"{sim.base_url}/_simulator/requests/counts", timeout=TIMEOUT)
+        assert served.json()["total"] == 8
+        assert {"method": "GET", "route": "/api/m2m/v1/callbacks/{account}", "count": 4} in (
+            served.json()["by_route"]
+        )
+        sim.clear_requests()
+        cleared = sim.request_counts()
+        assert (cleared.total, cleared.first, cleared.last) == (0, None, None)
 
 
 def test_admin_state_matches_snapshot(sim: Simulator, client: Client) -> None:

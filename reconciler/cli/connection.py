@@ -46,7 +46,10 @@ def connect(args: argparse.Namespace, io: Console) -> Iterator[ThingSpaceClient]
     """One API client for the run: the embedded simulator, or the configured endpoint.
     It stops sending once the run is interrupted (``io.interrupted``)."""
     options = ClientOptions(
-        parallelism=args.parallelism, read_timeout=args.timeout, deadline=args.deadline
+        parallelism=args.parallelism,
+        read_timeout=args.timeout,
+        deadline=args.deadline,
+        rate_limit=getattr(args, "rate_limit", None),
     )
     endpoint = target(args, io)
     if endpoint == EMBEDDED_SIMULATOR:

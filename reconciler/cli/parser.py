@@ -20,9 +20,12 @@ from reconciler.thingspace.options import (
     check_parallelism,
     check_seconds,
 )
+from reconciler.thingspace.ratelimit import check_rate
 
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
+
+    from reconciler.engine.target import Shard
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,6 +57,19 @@ def _parallelism(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected requests per second (a number above 0), got {text!r}"
+        ) from None
+    try:
+        return check_rate(value)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _seconds(flag: str) -> Any:
     def parse(text: str) -> float:
         try:
@@ -78,6 +94,15 @@ def _count(text: str) -> int:
     return value
 
 
+def _shard(text: str) -> Shard:
+    from reconciler.engine.target import Shard  # only when the flag is given
+
+    try:
+        return Shard.parse(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--shard ")) from None
+
+
 def _brakes_and_target(verb: str) -> argparse.ArgumentParser:
     """``--account`` and the brakes' overrides, shared by plan and apply."""
     parent = _Parser(add_help=False)
@@ -89,6 +114,14 @@ def _brakes_and_target(verb: str) -> argparse.ArgumentParser:
         metavar="PATTERN",
         help=f"{verb} only the configured accounts matching PATTERN, a name or a shell-style "
         "glob such as 'fleet-*' (repeatable); the others are neither read nor written",
+    )
+    group.add_argument(
+        "--shard",
+        type=_shard,
+        metavar="K/N",
+        help=f"{verb} only shard K of N: the accounts whose name hashes to K (stable "
+        "across machines and runs), so N CI jobs split a fleet with no coordination; "
+        "with --account, the shard's share of what the patterns select",
     )
     group.add_argument(
         "--allow-protected",
@@ -172,6 +205,14 @@ def build_parser(out: TextIO | None = None) -> argparse.ArgumentParser:
         default=4,
         metavar="N",
         help="maximum API requests in flight at once, across accounts (default 4)",
+    )
+    remote.add_argument(
+        "--rate-limit",
+        type=_rate,
+        metavar="R",
+        help="send at most R requests per second (e.g. 10 or 2.5), across all workers and "
+        "counting logins and retries: stay under ThingSpace's quota instead of meeting "
+        "it as 429s; N jobs sharing one quota each take R/N (default: no limit)",
     )
     remote.add_argument(
         "--timeout",

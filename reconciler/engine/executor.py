@@ -1,8 +1,10 @@
 """The apply executor: makes a plan's changes through the client, one result per change.
 
-Changes of one account run in plan order; accounts run in parallel (bounded). A failed
-change does not stop the others; the report names every failure. An update is a
-re-registration or a PUT, as the family does it (the client reads that from its table).
+Accounts run in parallel, and so do an account's changes once its first registration
+has been checked (below), except where the API needs an order; at most ``parallelism``
+requests at once. A failed change does not stop the others; the report names every
+failure. An update is a re-registration or a PUT, as the family does it (the client
+reads that from its table).
 
 Lost updates (:mod:`reconciler.engine.guard`): before the first write to an account its
 listings are read again and compared with what the plan was computed from; an account
@@ -15,16 +17,18 @@ every such account.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol
 
 from reconciler.core.errors import ApplyError, AuthError, TscError
-from reconciler.core.families import FamilySpec
+from reconciler.core.families import FamilySpec, all_families
 from reconciler.core.model import Registration
 from reconciler.engine.guard import AccountGuard, Basis, Reader
 from reconciler.engine.plan import Action, Change, Plan
@@ -214,6 +218,300 @@ def _first_registration(changes: list[Change]) -> int:
     )
 
 
+def _chains(changes: list[Change]) -> list[list[Change]]:
+    """``changes`` as chains that may run side by side, each in plan order: a change of
+    a family with one registration per account waits for that family's earlier ones
+    (the API holds one of them at a time); any other change is a chain of its own."""
+    chains: list[list[Change]] = []
+    per_account: dict[FamilySpec, list[Change]] = {}
+    for change in changes:
+        if change.family.per_account:
+            if change.family not in per_account:
+                per_account[change.family] = []
+                chains.append(per_account[change.family])
+            per_account[change.family].append(change)
+        else:
+            chains.append([change])
+    return chains
+
+
+# Task classes, in the order workers take them: the guard's steps (re-reads, the writes
+# before the pause) of every account first, then the bulk of the writes, so that the
+# pauses overlap with other accounts' writes instead of ending the run.
+_GUARD, _BULK = 0, 1
+_POLL = 0.1  # how soon an idle worker notices ``stop``
+
+
+@dataclass
+class _Account:
+    name: str
+    changes: list[Change]
+    look_after: int  # the look (after a pause) follows this many changes
+    guard: AccountGuard | None = None
+    started: float = 0.0
+    pending: int = 0  # tasks of the current step still to finish
+    listings: dict[FamilySpec, dict[str, Registration]] = field(default_factory=dict)
+    errors: dict[FamilySpec, TscError] = field(default_factory=dict)
+
+
+Task = Callable[[], None]
+
+
+class _Run:
+    """One apply: every account a small state machine (re-read, first writes, pause,
+    look, the other writes side by side, look), its steps run as tasks by
+    ``parallelism`` workers. A pause is a timer: no worker waits through it."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        client: Client,
+        basis: Basis,
+        *,
+        on_result: Callable[[ChangeResult], None],
+        on_halt: Callable[[AccountHalt], None],
+        stop: threading.Event,
+        clock: Callable[[], float],
+        secrets_dir: SecretsDir | None,
+    ) -> None:
+        self.client, self.basis, self.clock = client, basis, clock
+        self.secrets_dir = secrets_dir
+        self.on_result, self.on_halt = on_result, on_halt
+        self.interrupted = stop
+        self.refused = threading.Event()
+        self.results: dict[int, ChangeResult] = {}
+        self.halts: dict[str, AccountHalt] = {}
+        self._index = {id(change): i for i, change in enumerate(plan.changes)}
+        self._report = threading.Lock()  # results, halts and the callbacks
+        self._cond = threading.Condition()  # the queues and every account's progress
+        self._ready: list[tuple[int, int, int, Task]] = []  # (class, account, seq, task)
+        self._timers: list[tuple[float, int, int, Task]] = []  # (due, account, seq, task)
+        self._seq = itertools.count()
+        self._error: BaseException | None = None
+        by_account: dict[str, list[Change]] = defaultdict(list)
+        for change in plan.changes:
+            by_account[change.account].append(change)
+        self.accounts = [
+            _Account(name, changes, _first_registration(changes))
+            for name, changes in by_account.items()
+        ]
+        self._open = len(self.accounts)
+        self._order = {account.name: n for n, account in enumerate(self.accounts)}
+        for account in self.accounts:
+            self._push(_GUARD, account, partial(self._start, account))
+
+    # -- the workers -------------------------------------------------------------------
+
+    def run(self, parallelism: int) -> None:
+        # No more workers than tasks that could ever run at once.
+        most = sum(len(a.changes) + len(all_families()) for a in self.accounts)
+        workers = [
+            threading.Thread(target=self._work, name=f"apply-{n}")
+            for n in range(max(1, min(parallelism, most)))
+        ]
+        for worker in workers:
+            worker.start()
+        try:
+            for worker in workers:
+                worker.join()
+        except BaseException:
+            self.interrupted.set()  # changes on the wire finish; nothing new starts
+            for worker in workers:
+                worker.join()
+            raise
+        if self._error is not None:
+            raise self._error
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if self.interrupted.is_set() or self._open == 0:
+                        self._cond.notify_all()
+                        return
+                    now = time.monotonic()
+                    while self._timers and self._timers[0][0] <= now:
+                        _due, order, seq, task = heapq.heappop(self._timers)
+                        heapq.heappush(self._ready, (_GUARD, order, seq, task))
+                    if self._ready:
+                        task = heapq.heappop(self._ready)[3]
+                        break
+                    wait = self._timers[0][0] - now if self._timers else _POLL
+                    self._cond.wait(min(wait, _POLL))
+            try:
+                task()
+            except BaseException as exc:  # a bug, or an interrupt: stop everything
+                with self._cond:
+                    self._error = self._error or exc
+                    self.interrupted.set()
+                    self._cond.notify_all()
+                return
+
+    def _push(self, kind: int, account: _Account, task: Task) -> None:
+        with self._cond:
+            heapq.heappush(self._ready, (kind, self._order[account.name], next(self._seq), task))
+            self._cond.notify()
+
+    def _later(self, seconds: float, account: _Account, task: Task) -> None:
+        with self._cond:
+            due = time.monotonic() + seconds
+            heapq.heappush(self._timers, (due, self._order[account.name], next(self._seq), task))
+            self._cond.notify()
+
+    def _finish(self, account: _Account) -> None:
+        with self._cond:
+            self._open -= 1
+            if self._open == 0:
+                self._cond.notify_all()
+
+    # -- reporting ---------------------------------------------------------------------
+
+    def record(self, change: Change, result: ChangeResult) -> None:
+        with self._report:
+            self.results[self._index[id(change)]] = result
+            self.on_result(result)
+
+    def halt(self, account: str, reason: str) -> None:
+        with self._report:
+            self.halts[account] = AccountHalt(account, reason)
+            self.on_halt(self.halts[account])
+
+    def not_attempted(self, changes: list[Change]) -> None:
+        for change in changes:
+            stopped = "not attempted: an earlier failure stopped the run"
+            self.record(change, ChangeResult(change, error=stopped, attempted=False))
+
+    # -- an account's steps --------------------------------------------------------------
+
+    def _start(self, account: _Account) -> None:
+        if self.interrupted.is_set():
+            return self._finish(account)
+        if self.refused.is_set():
+            self.not_attempted(account.changes)
+            return self._finish(account)
+        if account.name not in self.basis.wanted:  # a plan always reads what it changes
+            self.halt(account.name, f"was not read for this plan; {_NOTHING}")
+            return self._finish(account)
+        account.guard = AccountGuard(self.client, self.basis, account.name)
+        account.started = self.clock()
+        self._read(account, 0)
+
+    def _read(self, account: _Account, done: int) -> None:
+        """Read the account's families again, side by side; then :meth:`_looked`."""
+        assert account.guard is not None
+        families = account.guard.families
+        if not families:
+            return self._looked(account, done)
+        account.listings, account.errors = {}, {}
+        with self._cond:
+            account.pending = len(families)
+        for family in families:
+            self._push(_GUARD, account, partial(self._list, account, family, done))
+
+    def _list(self, account: _Account, family: FamilySpec, done: int) -> None:
+        try:
+            listing = self.client.listing(account.name, family)
+        except TscError as exc:
+            with self._cond:
+                account.errors[family] = exc
+        else:
+            with self._cond:
+                account.listings[family] = listing
+        if self._step_done(account):
+            self._looked(account, done)
+
+    def _step_done(self, account: _Account) -> bool:
+        with self._cond:
+            account.pending -= 1
+            return account.pending == 0
+
+    def _looked(self, account: _Account, done: int) -> None:
+        """Compare what was read with what is expected; go on, or halt the account."""
+        if not self._as_expected(account, done):
+            return self._finish(account)
+        total = len(account.changes)
+        if done == 0:
+            self._write(account, 0, account.look_after)
+        elif done == account.look_after < total:
+            self._write(account, done, total)
+        else:
+            self._finish(account)
+
+    def _as_expected(self, account: _Account, done: int) -> bool:
+        """Whether the listings read hold what is expected; a failure to read them halts
+        the account like a change."""
+        assert account.guard is not None
+        total = len(account.changes)
+        if done == 0:
+            when, outcome = "before writing", _NOTHING
+        elif done < total:
+            when = "between writes"
+            outcome = f"{done} of {total} changes were made, the rest were not attempted"
+        else:
+            when, outcome = "after writing", f"its {total} changes were made"
+        failed = [account.errors[f] for f in account.guard.families if f in account.errors]
+        if failed:
+            if isinstance(failed[0], AuthError):
+                self.refused.set()
+            self.halt(account.name, f"could not be read again {when} ({failed[0]}); {outcome}")
+            return False
+        if account.guard.holds(account.listings):
+            return True
+        if done == 0:
+            self.halt(account.name, CHANGED_BEFORE)
+        else:
+            self.halt(account.name, f"{_CHANGED_DURING}; {outcome}; {_REPLAN}")
+        return False
+
+    def _write(self, account: _Account, first: int, end: int) -> None:
+        """Make changes ``first`` to ``end`` (side by side, as :func:`_chains` allows);
+        then :meth:`_written`."""
+        chains = _chains(account.changes[first:end])
+        kind = _GUARD if first == 0 else _BULK
+        with self._cond:
+            account.pending = len(chains)
+        for chain in chains:
+            self._push(kind, account, partial(self._chain, account, chain, end))
+
+    def _chain(self, account: _Account, chain: list[Change], end: int) -> None:
+        assert account.guard is not None
+        for n, change in enumerate(chain):
+            if self.interrupted.is_set():
+                break  # Ctrl-C: start nothing new; what is in flight finishes
+            if self.refused.is_set():
+                self.not_attempted(chain[n:])
+                break
+            result = _run_one(self.client, change, self.secrets_dir)
+            with self._cond:
+                account.guard.record(change, ok=result.ok)
+            if result.auth_refused:
+                self.refused.set()
+            self.record(change, result)
+        if self._step_done(account):
+            self._written(account, end)
+
+    def _written(self, account: _Account, done: int) -> None:
+        if self.interrupted.is_set():
+            return self._finish(account)
+        if self.refused.is_set():
+            self.not_attempted(account.changes[done:])
+            return self._finish(account)
+        if done == account.look_after:
+            # Another run whose re-read came just before our writes may be writing too.
+            # Give its writes time to land, then look: of two runs registering the same
+            # service, the one whose registration was overwritten stops and the other
+            # carries on. The pause is a timer: the workers write for other accounts.
+            pause = min(self.clock() - account.started, MAX_SETTLE_SECONDS)
+            self._later(pause, account, partial(self._after_pause, account, done))
+        else:
+            self._read(account, done)  # never report success on a mix
+
+    def _after_pause(self, account: _Account, done: int) -> None:
+        if self.interrupted.is_set():
+            return self._finish(account)
+        self._read(account, done)
+
+
 def apply_plan(
     plan: Plan,
     client: Client,
@@ -236,6 +534,11 @@ def apply_plan(
     they then differ from ``basis`` plus this run's writes, no further change is made to
     it and the report says so too. ``clock`` times the pause.
 
+    At most ``parallelism`` requests are made at once, across accounts and within one:
+    an account's changes after its first registration (and the look that follows it)
+    are made side by side, except where the API needs an order (:func:`_chains`); its
+    pause leaves the workers to other accounts.
+
     After an authentication failure, or once the client stops the run (repeated failures,
     its deadline), nothing more is attempted: the remaining changes are reported as not
     attempted (the client never retries a refused login). Once ``stop``
@@ -246,100 +549,19 @@ def apply_plan(
     right away (:mod:`reconciler.engine.shared_secrets`); the result says what became of
     it, and one that could not be delivered fails the report (the write itself stands).
     """
-    by_account: dict[str, list[Change]] = defaultdict(list)
-    for change in plan.changes:
-        by_account[change.account].append(change)
-    results: dict[int, ChangeResult] = {}
-    halts: dict[str, AccountHalt] = {}
-    index = {id(change): i for i, change in enumerate(plan.changes)}
-    lock = threading.Lock()
-    refused = threading.Event()
-    interrupted = stop if stop is not None else threading.Event()
-
-    def record(change: Change, result: ChangeResult) -> None:
-        with lock:
-            results[index[id(change)]] = result
-            on_result(result)
-
-    def halt(account: str, reason: str) -> None:
-        with lock:
-            halts[account] = AccountHalt(account, reason)
-            on_halt(halts[account])
-
-    def not_attempted(changes: list[Change]) -> None:
-        for change in changes:
-            stopped = "not attempted: an earlier failure stopped the run"
-            record(change, ChangeResult(change, error=stopped, attempted=False))
-
-    def as_expected(guard: AccountGuard, done: int, total: int) -> bool:
-        """Re-read the account and compare; a failure to read it halts it like a change."""
-        if done == 0:
-            when, outcome = "before writing", _NOTHING
-        elif done < total:
-            when = "between writes"
-            outcome = f"{done} of {total} changes were made, the rest were not attempted"
-        else:
-            when, outcome = "after writing", f"its {total} changes were made"
-        try:
-            if guard.unchanged():
-                return True
-            if done == 0:
-                halt(guard.account, CHANGED_BEFORE)
-            else:
-                halt(guard.account, f"{_CHANGED_DURING}; {outcome}; {_REPLAN}")
-        except TscError as exc:
-            if isinstance(exc, AuthError):
-                refused.set()
-            halt(guard.account, f"could not be read again {when} ({exc}); {outcome}")
-        return False
-
-    def run_account(account: str, changes: list[Change]) -> None:
-        if interrupted.is_set():
-            return
-        if refused.is_set():
-            not_attempted(changes)
-            return
-        if account not in basis.wanted:  # a plan always reads what it changes
-            halt(account, f"was not read for this plan; {_NOTHING}")
-            return
-        guard = AccountGuard(client, basis, account)
-        started = clock()
-        if not as_expected(guard, 0, len(changes)):
-            return
-        look_after = _first_registration(changes)
-        for done, change in enumerate(changes, start=1):
-            if interrupted.is_set():
-                return  # Ctrl-C: start nothing new; what is in flight finishes
-            if refused.is_set():
-                not_attempted(changes[done - 1 :])
-                return
-            result = _run_one(client, change, secrets_dir)
-            guard.record(change, ok=result.ok)
-            if result.auth_refused:
-                refused.set()
-            record(change, result)
-            if done == look_after and not refused.is_set():
-                # Another run whose re-read came just before our writes may be writing
-                # too. Give its writes time to land, then look: of two runs registering
-                # the same service, the one whose registration was overwritten stops
-                # and the other carries on.
-                if interrupted.wait(min(clock() - started, MAX_SETTLE_SECONDS)):
-                    return
-                if not as_expected(guard, done, len(changes)):
-                    return
-        if look_after < len(changes) and not refused.is_set() and not interrupted.is_set():
-            as_expected(guard, len(changes), len(changes))  # never report success on a mix
-
-    workers = max(1, min(parallelism, len(by_account)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apply") as pool:
-        futures = [pool.submit(run_account, *item) for item in by_account.items()]
-        try:
-            for future in futures:
-                future.result()
-        except BaseException:
-            interrupted.set()
-            raise
+    run = _Run(
+        plan,
+        client,
+        basis,
+        on_result=on_result,
+        on_halt=on_halt,
+        stop=stop if stop is not None else threading.Event(),
+        clock=clock,
+        secrets_dir=secrets_dir,
+    )
+    if run.accounts:
+        run.run(parallelism)
     return ApplyReport(
-        tuple(results[i] for i in sorted(results)),
-        tuple(halts[a] for a in sorted(halts)),
+        tuple(run.results[i] for i in sorted(run.results)),
+        tuple(run.halts[a] for a in sorted(run.halts)),
     )

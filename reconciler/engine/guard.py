@@ -79,9 +79,16 @@ class AccountGuard:
     def unchanged(self) -> bool:
         """Re-read the families the plan read and say whether they hold exactly what is
         expected. Raises what the reader raises (an ApiError)."""
+        return self.holds(
+            {family: self._reader.listing(self.account, family) for family in self.families}
+        )
+
+    def holds(self, listings: Mapping[FamilySpec, Mapping[str, Registration]]) -> bool:
+        """Whether ``listings`` (one per family of :attr:`families`, read again by the
+        caller, in parallel say) hold exactly what is expected."""
         observed: dict[str, Fingerprint] = {}
         for family in self.families:
-            for service, reg in self._reader.listing(self.account, family).items():
+            for service, reg in listings[family].items():
                 observed[service] = fingerprint(reg, family)
         services = (set(self._expected) | set(observed)) - self._uncertain
         return all(

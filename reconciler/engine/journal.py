@@ -18,7 +18,8 @@ No secret is ever written: a password is ``set``, ``unset``, ``unknown`` or ``ch
 never a value or a digest; error text from the API arrives scrubbed. Every string is
 JSON-escaped in ASCII (:func:`reconciler.core.escape.json_text`), so a value with a
 newline or a line separator in it cannot break a line. The file is created 0600, and
-each line is written whole and fsynced before the run goes on: a run that is killed
+each line is written whole and fsynced before the run goes on (lines written at the same
+time by several workers share one fsync): a run that is killed
 leaves complete lines (a torn last line, from a crash of the machine itself, is skipped
 by the reader and closed by the next writer).
 """
@@ -125,7 +126,10 @@ class Journal:
         self.run_id = run_id
         self._fd: int | None = fd
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the file's end, and the counts
+        self._sync_lock = threading.Lock()  # one fsync at a time (taken before _lock)
+        self._written = 0  # lines written
+        self._synced = 0  # lines known to be on disk
         # Set once a record could not be written: the apply starts no new change (pass it
         # as the executor's ``stop``), since what follows could not be recorded.
         self.halt = threading.Event()
@@ -230,7 +234,7 @@ class Journal:
             self.close()
 
     def close(self) -> None:
-        with self._lock:
+        with self._sync_lock, self._lock:  # never while an fsync is under way
             fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
@@ -249,6 +253,9 @@ class Journal:
         self._append(escape.json_text(record) + "\n")
 
     def _append(self, line: str) -> None:
+        """Write ``line`` whole, and return once it is on disk. Group commit: lines that
+        workers append while an fsync is under way are made durable together by the next
+        one, so many workers do not queue behind one fsync each."""
         data = line.encode("ascii")  # json_text is ASCII: nothing can split a line
         with self._lock:
             if self._fd is None:
@@ -257,10 +264,24 @@ class Journal:
             try:
                 while data:
                     data = data[os.write(self._fd, data) :]
-                os.fsync(self._fd)
             except OSError as exc:
                 self.halt.set()
                 raise _cannot(self.path, exc) from None
+            self._written += 1
+            mine = self._written
+        with self._sync_lock:
+            if self._synced >= mine:
+                return  # an fsync that started after this line was written covered it
+            with self._lock:
+                fd, upto = self._fd, self._written
+            try:
+                if fd is None:
+                    raise OSError(errno.EBADF, "the journal was closed")
+                os.fsync(fd)
+            except OSError as exc:
+                self.halt.set()
+                raise _cannot(self.path, exc) from None
+            self._synced = upto
 
 
 def _open(path: Path) -> tuple[int, bool]:

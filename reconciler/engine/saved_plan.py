@@ -8,8 +8,8 @@ one. Password values are never recorded, not even hashed (a hash of a short pass
 can be brute-forced from a CI artifact): the digest covers only whether a password is
 set, so a password changed behind our back counts only when it changes the plan.
 
-It also records the brakes' overrides and the ``--account`` target the plan was made
-with: what was reviewed. ``apply PLANFILE`` runs with them, and refuses an override or
+It also records the brakes' overrides and the ``--account``/``--shard`` target the plan
+was made with: what was reviewed. ``apply PLANFILE`` runs with them, and refuses an override or
 a target that would widen them (a stricter ``--max-deletes`` is honoured).
 The configuration's validation warnings travel with the plan (``show`` shows them) but
 are not part of what apply must match.
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler import __version__
-from reconciler.core.errors import OutputError, TscError
+from reconciler.core.errors import OutputError, TscError, UsageError
 from reconciler.core.families import HTTP_HEADERS, FamilySpec, by_name
 from reconciler.core.fileio import write_atomically
 from reconciler.core.model import CurrentState, DesiredState
@@ -38,7 +38,7 @@ from reconciler.engine.plan import (
     password_view,
 )
 from reconciler.engine.safety import SafetyPolicy
-from reconciler.engine.target import Target, select
+from reconciler.engine.target import Shard, Target, select
 
 KIND = "tscallbacks-saved-plan"
 EMBEDDED_SIMULATOR = "embedded-simulator"
@@ -59,7 +59,7 @@ class SavedPlan:
     created_at: str
     tscallbacks_version: str = __version__
     policy: SafetyPolicy = field(default_factory=SafetyPolicy)  # the overrides it was made with
-    target: Target | None = None  # the --account target; None: every configured account
+    target: Target | None = None  # --account/--shard; None: every configured account
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,9 +71,7 @@ class SavedPlan:
             "config_path": self.config_path,
             "remote": {"families": self.families, "digest": self.remote_digest},
             "safety": self.policy.to_dict(),
-            "target": None
-            if self.target is None
-            else {"patterns": list(self.target.patterns), "accounts": list(self.target.accounts)},
+            "target": None if self.target is None else _target_dict(self.target),
             "plan": self.plan,
         }
 
@@ -209,22 +207,40 @@ def read_saved_plan(path: str) -> SavedPlan:
     )
 
 
+def _target_dict(target: Target) -> dict[str, Any]:
+    recorded: dict[str, Any] = {
+        "patterns": list(target.patterns),
+        "accounts": list(target.accounts),
+    }
+    if target.shard is not None:  # plans without one stay as they were
+        recorded["shard"] = str(target.shard)
+    return recorded
+
+
 def _target(value: object) -> Target | None:
     """The recorded target (None for none); ValueError when it is malformed."""
     if value is None:
         return None
-    if not isinstance(value, dict) or set(value) != {"patterns", "accounts"}:
+    if not isinstance(value, dict) or set(value) - {"shard"} != {"patterns", "accounts"}:
         raise ValueError("target")
     patterns, accounts = value["patterns"], value["accounts"]
+    shard = None
+    if "shard" in value:
+        if not isinstance(value["shard"], str):
+            raise ValueError("target")
+        try:
+            shard = Shard.parse(value["shard"])
+        except UsageError:
+            raise ValueError("target") from None
     if not (
         isinstance(patterns, list)
         and isinstance(accounts, list)
-        and patterns
+        and (patterns or shard is not None)
         and all(isinstance(p, str) for p in patterns)
         and all(isinstance(a, str) for a in accounts)
     ):
         raise ValueError("target")
-    return Target(tuple(patterns), tuple(accounts))
+    return Target(tuple(patterns), tuple(accounts), shard)
 
 
 def _families_ok(value: object) -> bool:
@@ -266,11 +282,25 @@ def check_policy(saved: SavedPlan, given: SafetyPolicy, *, path: str) -> SafetyP
 
 
 def check_accounts(
-    saved: SavedPlan, desired: DesiredState, patterns: list[str], *, path: str
+    saved: SavedPlan,
+    desired: DesiredState,
+    patterns: list[str],
+    *,
+    path: str,
+    shard: Shard | None = None,
 ) -> Target:
     """The target to apply ``saved`` with: the one it was made with. ``--account`` may
-    repeat it, never widen or change it; a planned account no longer declared is stale."""
+    repeat it, never widen or change it; ``--shard`` may repeat the plan's shard, never
+    name another (or one for a plan made without); a planned account no longer declared
+    is stale."""
     planned = saved.accounts()
+    made_with = saved.target.shard if saved.target is not None else None
+    if shard is not None and shard != made_with:
+        how = f"with --shard {made_with}" if made_with else "without --shard"
+        raise PlanFileError(
+            f"{path}: the plan was made {how}; apply PLANFILE cannot apply it as shard "
+            f"{shard}; nothing was changed"
+        )
     if patterns:
         chosen = select(desired, patterns).accounts
         extra = [a for a in chosen if a not in planned]

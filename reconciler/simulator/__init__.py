@@ -11,13 +11,14 @@ from reconciler.simulator.credentials import ClientCredentials, SimulatorCredent
 from reconciler.simulator.errors import SimulatorError
 from reconciler.simulator.faults import FaultController, FaultSettings
 from reconciler.simulator.server import Simulator, SimulatorConfig
-from reconciler.simulator.state import RequestRecord
+from reconciler.simulator.state import RequestCounts, RequestRecord
 
 __all__ = [
     "SANDBOX_ACCOUNT",
     "ClientCredentials",
     "FaultController",
     "FaultSettings",
+    "RequestCounts",
     "RequestRecord",
     "Simulator",
     "SimulatorConfig",

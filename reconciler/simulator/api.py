@@ -40,6 +40,7 @@ from reconciler.simulator.wire import (
     Routes,
     error_response,
     json_response,
+    match,
     route,
 )
 
@@ -104,8 +105,16 @@ class Api:
             response = served.styled(response) if served else response
         account = self._account_of(req)
         status = response.status if response else None
-        self.log.add(RequestRecord(req.method, "/" + "/".join(req.segments), status, account))
+        record = RequestRecord(req.method, "/" + "/".join(req.segments), status, account)
+        self.log.add(record, self._route_of(req))
         return response
+
+    def _route_of(self, req: Request) -> str | None:
+        """The route pattern ``req`` matches ("/api/m2m/v1/callbacks/{account}"), if any."""
+        for pattern, _methods in self.routes:
+            if match(pattern, req.segments) is not None:
+                return "/" + "/".join(pattern)
+        return None
 
     def _account_of(self, req: Request) -> str | None:
         for family in self.families:

@@ -2,7 +2,8 @@
 
 ``/api/...`` is the simulated ThingSpace API (:mod:`reconciler.simulator.api`):
 authenticated, logged and subject to faults. ``/_simulator/...`` is an unauthenticated
-admin surface for tests and pipelines (state, reset, request log, faults, session expiry).
+admin surface for tests and pipelines (state, reset, request log and counts, faults,
+session expiry).
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ from reconciler.simulator.api import Api
 from reconciler.simulator.credentials import ClientCredentials
 from reconciler.simulator.errors import SimulatorError
 from reconciler.simulator.faults import FaultController, FaultSettings
-from reconciler.simulator.state import AuthState, RegistrationStore, RequestLog, RequestRecord
+from reconciler.simulator.state import (
+    AuthState,
+    RegistrationStore,
+    RequestCounts,
+    RequestLog,
+    RequestRecord,
+)
 from reconciler.simulator.wire import (
     Request,
     Response,
@@ -64,6 +71,7 @@ class _Admin:
             (("_simulator", "state"), {"GET": self._state}),
             (("_simulator", "reset"), {"POST": self._reset}),
             (("_simulator", "requests"), dict.fromkeys(("GET", "DELETE"), self._requests)),
+            (("_simulator", "requests", "counts"), {"GET": self._counts}),
             (("_simulator", "faults"), dict.fromkeys(("GET", "POST", "DELETE"), self._faults)),
             (("_simulator", "sessions", "expire"), {"POST": self._expire}),
         ]
@@ -85,6 +93,9 @@ class _Admin:
         if req.method == "DELETE":
             self.api.log.clear()
         return json_response(200, [r.to_dict() for r in self.api.log.records()])
+
+    def _counts(self, req: Request, _: dict[str, str]) -> Response:
+        return json_response(200, self.api.log.counts().to_dict())
 
     def _faults(self, req: Request, _: dict[str, str]) -> Response:
         if req.method == "DELETE":
@@ -300,6 +311,10 @@ class Simulator:
 
     def requests(self) -> list[RequestRecord]:
         return self._log.records()
+
+    def request_counts(self) -> RequestCounts:
+        """Every ``/api`` call since the last clear (the log keeps only the newest)."""
+        return self._log.counts()
 
     def clear_requests(self) -> None:
         self._log.clear()

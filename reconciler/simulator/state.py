@@ -42,6 +42,7 @@ import hmac
 import json
 import secrets
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -438,21 +439,65 @@ class RequestRecord:
         }
 
 
-class RequestLog:
-    """A bounded, thread-safe log of ``/api`` calls (the newest ``REQUEST_LOG_LIMIT``)."""
+@dataclass(frozen=True)
+class RequestCounts:
+    """Every ``/api`` call since the last clear, however many (the log keeps only the
+    newest): per method and route (``/api/m2m/v1/callbacks/{account}``, say), and when
+    the first and the last arrived (monotonic seconds; None before any)."""
 
-    def __init__(self) -> None:
+    by_route: Mapping[tuple[str, str], int]
+    first: float | None
+    last: float | None
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_route.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "by_route": [
+                {"method": method, "route": path, "count": n}
+                for (method, path), n in sorted(self.by_route.items())
+            ],
+            "first": self.first,
+            "last": self.last,
+        }
+
+
+class RequestLog:
+    """A bounded, thread-safe log of ``/api`` calls (the newest ``REQUEST_LOG_LIMIT``),
+    and uncapped counts of every call (:class:`RequestCounts`)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
         self._records: deque[RequestRecord] = deque(maxlen=REQUEST_LOG_LIMIT)
+        self._counts: dict[tuple[str, str], int] = {}
+        self._clock = clock
+        self._first: float | None = None
+        self._last: float | None = None
 
-    def add(self, record: RequestRecord) -> None:
+    def add(self, record: RequestRecord, route: str | None = None) -> None:
+        """Log ``record``; count it under ``route`` (its path when None)."""
+        key = (record.method, route or record.path)
+        now = self._clock()
         with self._lock:
             self._records.append(record)
+            self._counts[key] = self._counts.get(key, 0) + 1
+            if self._first is None:
+                self._first = now
+            self._last = now
 
     def records(self) -> list[RequestRecord]:
         with self._lock:
             return list(self._records)
 
+    def counts(self) -> RequestCounts:
+        with self._lock:
+            return RequestCounts(MappingProxyType(dict(self._counts)), self._first, self._last)
+
     def clear(self) -> None:
         with self._lock:
             self._records.clear()
+            self._counts.clear()
+            self._first = self._last = None

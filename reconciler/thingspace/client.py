@@ -55,6 +55,16 @@ def _says(error: ApiError, words: re.Pattern[str]) -> bool:
     )
 
 
+def _session(parallelism: int) -> requests.Session:
+    """A session with a connection per worker. The environment's proxy and CA settings
+    are read once per run, by the wire (:func:`transport.request_settings`)."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max(10, parallelism))
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
 class ThingSpaceClient:
     """Lists, registers and deregisters callback listeners; safe to share across threads."""
 
@@ -84,10 +94,7 @@ class ThingSpaceClient:
         self._known_secrets = known_secrets
         self._owns_session = session is None
         if session is None:
-            session = requests.Session()
-            adapter = HTTPAdapter(pool_maxsize=max(10, options.parallelism))
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
+            session = _session(options.parallelism)
         self._session = session
         self._wire = Wire(
             self.endpoint,

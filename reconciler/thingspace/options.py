@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reconciler.core.errors import UsageError
+from reconciler.thingspace.ratelimit import check_rate
 from reconciler.thingspace.retry import RetryPolicy
 
 MAX_PARALLELISM = 64
@@ -32,6 +33,9 @@ class ClientOptions:
     # threads, stop the run: nothing new is sent after them.
     breaker_threshold: int = 3
     deadline: float | None = DEFAULT_DEADLINE  # seconds from the client's creation; None: none
+    # At most this many requests per second, across all threads, every attempt counted
+    # (``--rate-limit``); None: no limit but ``parallelism``.
+    rate_limit: float | None = None
 
     def __post_init__(self) -> None:
         check_parallelism(self.parallelism)
@@ -42,6 +46,8 @@ class ClientOptions:
             raise UsageError("timeouts and backoff values must be positive")
         if self.deadline is not None and self.deadline <= 0:
             raise UsageError("the deadline must be positive")
+        if self.rate_limit is not None:
+            check_rate(self.rate_limit)
 
     @property
     def retry(self) -> RetryPolicy:

@@ -2,14 +2,17 @@
 
 Every request to ThingSpace goes through :meth:`Wire.send`: 429/5xx/connection
 failures are retried with exponential backoff and full jitter (``Retry-After``
-honoured, capped), at most ``parallelism`` requests are on the wire at once, the
+honoured, capped), at most ``parallelism`` requests are on the wire at once (and,
+with a rate limit, at most that many attempts start per second), the
 run's guard (deadline, circuit breaker, Ctrl-C) is asked before every attempt, and
 error answers become typed errors with every known secret scrubbed out.
 """
 
 from __future__ import annotations
 
+import json as _json
 import logging
+import os
 import random
 import re
 import threading
@@ -17,10 +20,25 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
+from urllib.parse import urlencode, urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
+from requests.structures import CaseInsensitiveDict
+from requests.utils import select_proxy
+from urllib3 import exceptions as urllib3_exceptions
+from urllib3.connectionpool import HTTPConnectionPool
+from urllib3.exceptions import (
+    ClosedPoolError,
+    ConnectTimeoutError,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
+from urllib3.util import Timeout
 
 from reconciler import __version__
 from reconciler.core.errors import ApiError, TransportError
@@ -29,6 +47,7 @@ from reconciler.thingspace.diagnose import describe, host_port
 from reconciler.thingspace.events import Attempted, Cause, Waiting, WireEvent, WireObserver
 from reconciler.thingspace.guard import RunGuard
 from reconciler.thingspace.options import ClientOptions
+from reconciler.thingspace.ratelimit import RateLimiter
 
 _MAX_TEXT = 200
 _NON_PRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\uffff]+")
@@ -105,6 +124,12 @@ class Wire:
         )
         # Backoff waits end early on Ctrl-C unless a test supplies its own sleep.
         self._sleep = sleep if sleep is not None else self.guard.stop.wait
+        self._proxies, self._verify, self._cert = request_settings(session, base)
+        self._proxied = select_proxy(base + "/", self._proxies) is not None
+        self._base_path = urlsplit(base).path.rstrip("/")
+        self._direct_pool: _Direct | None = None
+        self._limiter = RateLimiter(options.rate_limit, clock=clock) if options.rate_limit else None
+        self._agent = f"tscallbacks/{__version__}"
 
     def requests_sent(self) -> int:
         with self._lock:
@@ -130,9 +155,14 @@ class Wire:
         call's failure trips it. ``on_attempt`` hears each attempt just before it is sent.
         """
         limit = min(attempts or self._options.max_attempts, self._options.max_attempts)
-        headers = {"Accept": "application/json", "User-Agent": f"tscallbacks/{__version__}"}
+        headers = {"Accept": "application/json", "User-Agent": self._agent}
+        body: bytes | None = None
         if json is not None:
             headers["Content-Type"] = content_type
+            body = _json.dumps(json, allow_nan=False).encode("utf-8")
+        elif data is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            body = urlencode(data).encode("utf-8")
         ambiguous = False
         last: requests.Response | None = None
         reason = ""
@@ -149,22 +179,14 @@ class Wire:
             self.guard.check()  # not even waiting for a slot once the run has stopped
             try:
                 with self._slots:  # held only while on the wire, never while backing off
+                    self._pace(method, path)
                     timeout = self._timeouts(self.guard.check())
                     if on_attempt is not None:
                         on_attempt()
                     with self._lock:
                         self._counts[(method, kind)] += 1
                     started = self._clock()
-                    response = self._session.request(
-                        method,
-                        self._base + path,
-                        headers=headers,
-                        json=json,
-                        data=data,
-                        auth=auth,
-                        timeout=timeout,
-                        allow_redirects=False,
-                    )
+                    response = self._request(method, path, headers, auth, body, timeout)
             except requests.exceptions.SSLError:
                 final = f"TLS error with {self._where} (certificate or handshake)"
                 self._attempted(method, path, kind, attempt, None, started, final)
@@ -215,6 +237,71 @@ class Wire:
         if last is not None:
             raise self.error(method, path, last, detail=gave_up, extra_secrets=extra_secrets)
         raise TransportError(method, path, f"{reason}; {gave_up}")
+
+    def _pace(self, method: str, path: str) -> None:
+        """With a rate limit, wait for this attempt's slot (a wire slot held: the rate,
+        not the parallelism, is what binds then). Ctrl-C ends the wait; a wait past the
+        run's deadline stops the run instead."""
+        if self._limiter is None:
+            return
+        wait = self._limiter.reserve()
+        if wait > 0:
+            self.guard.check_wait(wait, f"{method} {path}: waiting for the rate limit")
+            self._sleep(wait)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        auth: AuthBase,
+        body: bytes | None,
+        timeout: tuple[float, float],
+    ) -> requests.Response:
+        """One attempt: what ``Session.request`` would send, prepared by hand, without
+        its per-request merging of settings (proxies and CA were resolved once, in
+        :func:`request_settings`) and cookies (the API authenticates with headers)."""
+        prepared = requests.PreparedRequest()
+        prepared.method = method
+        prepared.url = self._base + path
+        prepared.headers = CaseInsensitiveDict(headers)
+        prepared.body = body
+        prepared.hooks = {"response": []}
+        prepared.prepare_cookies(None)  # none sent; a redirect's answer is read into it
+        if body is not None:
+            prepared.headers["Content-Length"] = str(len(body))
+        elif method not in ("GET", "HEAD"):
+            prepared.headers["Content-Length"] = "0"
+        prepared = auth(prepared)
+        direct = self._direct(prepared)
+        if direct is not None:
+            return direct.send(prepared, self._base_path + path, timeout)
+        return self._session.send(
+            prepared,
+            stream=False,
+            timeout=timeout,
+            verify=self._verify,
+            cert=self._cert,
+            proxies=self._proxies,
+            allow_redirects=False,
+        )
+
+    def _direct(self, prepared: requests.PreparedRequest) -> _Direct | None:
+        """The connection pool to send on without ``Session.send``, when the session is
+        a plain one of requests, with its plain adapter and no proxy (a test's mock or
+        a session of its own keeps the session's path)."""
+        if (
+            requests.Session.send is not _SESSION_SEND
+            or type(self._session) is not requests.Session
+            or self._proxied
+        ):
+            return None
+        if self._direct_pool is None:
+            adapter = self._session.get_adapter(prepared.url or "")
+            if type(adapter) is not HTTPAdapter:
+                return None
+            self._direct_pool = _Direct(adapter, prepared, self._verify, self._cert)
+        return self._direct_pool
 
     def _attempted(
         self,
@@ -293,6 +380,87 @@ class Wire:
             logins=logins,
             relogins=relogins,
         )
+
+
+_SESSION_SEND = requests.Session.send  # as imported: a mock replaces it on the class
+
+
+class _Direct:
+    """What ``HTTPAdapter.send`` does for one of our requests, on a pool found once:
+    urllib3's errors become requests' (as the adapter maps them), and the answer is a
+    ``requests.Response``, read whole. It skips the session's and the adapter's
+    per-request work (settings, hooks, cookies, proxy and pool look-ups)."""
+
+    def __init__(
+        self, adapter: HTTPAdapter, prepared: requests.PreparedRequest, verify: Any, cert: Any
+    ) -> None:
+        self._adapter = adapter
+        pool = adapter.get_connection_with_tls_context(prepared, verify, cert=cert)
+        adapter.cert_verify(pool, prepared.url or "", verify, cert)  # type: ignore[no-untyped-call]
+        self._pool = cast(HTTPConnectionPool, pool)
+
+    def send(
+        self, prepared: requests.PreparedRequest, path_url: str, timeout: tuple[float, float]
+    ) -> requests.Response:
+        exc = requests.exceptions
+        try:
+            raw = self._pool.urlopen(
+                method=str(prepared.method),
+                url=path_url,
+                body=prepared.body,
+                headers=prepared.headers,
+                redirect=False,
+                assert_same_host=False,
+                preload_content=False,
+                decode_content=False,
+                retries=self._adapter.max_retries,
+                timeout=Timeout(connect=timeout[0], read=timeout[1]),
+                chunked=False,
+            )
+        except (ProtocolError, OSError) as err:
+            raise exc.ConnectionError(err, request=prepared) from None
+        except MaxRetryError as err:
+            reason = err.reason
+            if isinstance(reason, ConnectTimeoutError) and not isinstance(
+                reason, NewConnectionError
+            ):
+                raise exc.ConnectTimeout(err, request=prepared) from None
+            if isinstance(reason, urllib3_exceptions.SSLError):
+                raise exc.SSLError(err, request=prepared) from None
+            raise exc.ConnectionError(err, request=prepared) from None
+        except ClosedPoolError as err:
+            raise exc.ConnectionError(err, request=prepared) from None
+        except urllib3_exceptions.SSLError as err:
+            raise exc.SSLError(err, request=prepared) from None
+        except ReadTimeoutError as err:
+            raise exc.ReadTimeout(err, request=prepared) from None
+        response = self._adapter.build_response(prepared, raw)
+        _ = response.content  # read it all now, as Session.send does
+        return response
+
+
+def environment_settings(endpoint: str) -> tuple[dict[str, str], bool | str]:
+    """What requests takes from the environment for a request to ``endpoint``: the
+    proxies (HTTPS_PROXY, ALL_PROXY..., none when NO_PROXY covers the host) and the CA
+    bundle (REQUESTS_CA_BUNDLE, else CURL_CA_BUNDLE, else the default: True)."""
+    proxies = requests.utils.get_environ_proxies(endpoint)
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    return dict(proxies), bundle or True
+
+
+def request_settings(session: requests.Session, endpoint: str) -> tuple[dict[str, str], Any, Any]:
+    """The proxies, CA verification and client certificate of every request to
+    ``endpoint`` through ``session``: the session's, with the environment's on top when
+    the session trusts it, as ``Session.request`` merges them, but once per run instead
+    of on every request (reading the environment costs tens of microseconds a time, and
+    every request of a run goes to the one endpoint)."""
+    proxies, verify = dict(session.proxies), session.verify
+    if session.trust_env:
+        env_proxies, bundle = environment_settings(endpoint)
+        proxies.update(env_proxies)
+        if verify is True and bundle is not True:
+            verify = bundle
+    return proxies, verify, session.cert
 
 
 _ERROR_KEYS = (("errorCode", "errorMessage"), ("responseCode", "message"))

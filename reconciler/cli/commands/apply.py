@@ -110,9 +110,9 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
                 )
     desired = load(args, io, require_env=True).desired
     if saved is not None:
-        chosen = check_accounts(saved, desired, args.account, path=args.planfile)
+        chosen = check_accounts(saved, desired, args.account, path=args.planfile, shard=args.shard)
     else:
-        chosen = select(desired, args.account)
+        chosen = select(desired, args.account, args.shard)
     secrets_dir = _secrets_dir(args, saved)  # before anything is sent
     color = io.use_color(human)
     io.phase = Phase.READING

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
     ):
         raise UsageError(f"--out {args.out} is a configuration file this plan reads; refusing")
     policy = policy_from(args)
-    chosen = select(loaded.desired, args.account)
+    chosen = select(loaded.desired, args.account, args.shard)
     io.phase = Phase.READING
     with connect(args, io) as client:
         planned = compute_plan(
