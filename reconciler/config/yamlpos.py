@@ -12,10 +12,11 @@ other than what it reads as, and some of them crash PyYAML's constructors.
 from __future__ import annotations
 
 import ast
+import gc
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, cast
 
 import yaml
@@ -42,6 +43,10 @@ _resolve = cast(
     Callable[[type[Node], str, tuple[bool, bool]], str], yaml.resolver.Resolver().resolve
 )
 _COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
+# First characters of a plain scalar that some implicit resolver looks at (int, bool, null,
+# ...): a plain scalar starting with any other character resolves to a string.
+_IMPLICIT_FIRST = frozenset(yaml.resolver.Resolver.yaml_implicit_resolvers)
+_QUOTED_STYLES = frozenset("'\"|>")
 _REPR_STRING = re.compile(r"'(?:[^'\\]|\\.)*'")  # a Python repr of a string
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -73,6 +78,31 @@ def format_json_path(path: JsonPath) -> str:
             escaped = escape.text(segment).replace("'", "\\'")
             out.append(f"['{escaped}']")
     return "".join(out)
+
+
+class _Marks(Mapping[JsonPath, Location]):
+    """Positions by JSON path, kept as PyYAML's marks and made Locations when asked:
+    a large file has tens of thousands of them and only a few are ever looked up."""
+
+    def __init__(self, path: str, marks: dict[JsonPath, yaml.Mark]) -> None:
+        self._path = path
+        self._marks = marks
+
+    def __getitem__(self, key: JsonPath) -> Location:
+        return _location(self._path, self._marks[key])
+
+    def get(self, key: JsonPath, default: Any = None) -> Any:
+        mark = self._marks.get(key)
+        return default if mark is None else _location(self._path, mark)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._marks
+
+    def __iter__(self) -> Iterator[JsonPath]:
+        return iter(self._marks)
+
+    def __len__(self) -> int:
+        return len(self._marks)
 
 
 @dataclass(frozen=True)
@@ -164,7 +194,8 @@ def parse_yaml(text: str, *, path: str, max_nodes: int = MAX_NODES) -> ParseResu
         return _fail(path, "the file is empty; expected a mapping with version and accounts")
     walker = _Walker(path, max_nodes)
     try:
-        data = walker.value(root, ())
+        with _no_gc():
+            data = walker.value(root, ())
     except _Abort as stop:
         return ParseResult(None, (stop.problem,))
     except RecursionError:
@@ -172,8 +203,8 @@ def parse_yaml(text: str, *, path: str, max_nodes: int = MAX_NODES) -> ParseResu
     doc = YamlDoc(
         path=path,
         data=data,
-        value_marks=MappingProxyType(walker.value_marks),
-        key_marks=MappingProxyType(walker.key_marks),
+        value_marks=_Marks(path, walker.value_marks),
+        key_marks=_Marks(path, walker.key_marks),
         coerced_keys=frozenset(walker.coerced_keys),
         refused_values=frozenset(walker.refused_values),
     )
@@ -189,10 +220,24 @@ def _compose(text: str) -> yaml.Node | None:
     fast = getattr(yaml, "CSafeLoader", None)
     if fast is not None:
         try:
-            return yaml.compose(text, Loader=fast)
+            with _no_gc():
+                return yaml.compose(text, Loader=fast)
         except (yaml.YAMLError, RecursionError):
             pass
     return yaml.compose(text, Loader=yaml.SafeLoader)
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """The cycle collector paused while a graph of acyclic nodes is built: tens of
+    thousands of new objects would trigger full collections that find nothing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _yaml_message(exc: yaml.MarkedYAMLError) -> str:
@@ -275,8 +320,8 @@ class _Walker:
         self.max_nodes = max_nodes
         self.expanded = 0
         self._visited: set[int] = set()
-        self.value_marks: dict[JsonPath, Location] = {}
-        self.key_marks: dict[JsonPath, Location] = {}
+        self.value_marks: dict[JsonPath, yaml.Mark] = {}
+        self.key_marks: dict[JsonPath, yaml.Mark] = {}
         self.problems: list[Problem] = []
         self.coerced_keys: set[JsonPath] = set()
         self.refused_values: set[JsonPath] = set()
@@ -285,13 +330,14 @@ class _Walker:
         self._open: set[int] = set()
         self._constructor = SafeConstructor()
 
-    def value(self, node: Node, path: JsonPath, *, at: Location | None = None) -> Any:
+    def value(self, node: Node, path: JsonPath, *, at: yaml.Mark | None = None) -> Any:
         # Only re-visits through aliases count: first visits are bounded by the file
         # size, and a large plain file must not trip the alias-bomb guard.
-        if id(node) in self._visited:
+        key = id(node)
+        if key in self._visited:
             self.expanded += 1
         else:
-            self._visited.add(id(node))
+            self._visited.add(key)
         if self.expanded > self.max_nodes:
             raise _Abort(
                 Problem(
@@ -301,8 +347,10 @@ class _Walker:
                     "refusing to expand (alias bomb?)",
                 )
             )
-        self.value_marks[path] = at or self._loc(node)
+        self.value_marks[path] = at or node.start_mark
         if isinstance(node, ScalarNode):
+            if node.tag == _STR_TAG and (node.style in _QUOTED_STYLES or _plain_str(node.value)):
+                return node.value  # what SafeConstructor makes of it, without its overhead
             return self._scalar(node, path)
         if id(node) in self._open:
             raise _Abort(
@@ -359,7 +407,7 @@ class _Walker:
             key = self._key(key_node, path)
             if key is None:
                 continue
-            key_loc = self._loc(key_node)
+            key_mark = key_node.start_mark
             if key in first_line:
                 self._report(
                     key_node,
@@ -367,13 +415,14 @@ class _Walker:
                     f"duplicate key '{key}' (first defined at line {first_line[key]})",
                 )
                 continue
-            first_line[key] = key_loc.line
-            self.key_marks[(*path, key)] = key_loc
+            first_line[key] = key_mark.line + 1
+            key_path = (*path, key)
+            self.key_marks[key_path] = key_mark
             # An empty value's own mark points at whatever follows; its key is clearer.
-            at = key_loc if _is_empty_scalar(value_node) else None
-            explicit[key] = self.value(value_node, (*path, key), at=at)
+            at = key_mark if _is_empty_scalar(value_node) else None
+            explicit[key] = self.value(value_node, key_path, at=at)
         if merges:
-            self.value_marks[path] = self._loc(node)
+            self.value_marks[path] = node.start_mark
         return {**merged, **explicit}
 
     def _key(self, node: Node, path: JsonPath) -> str | None:
@@ -383,6 +432,8 @@ class _Walker:
             self._report(node, path, f"keys must be strings, not {kind}")
             return None
         raw = str(node.value)
+        if node.tag == _STR_TAG and (node.style in _QUOTED_STYLES or _plain_str(raw)):
+            return raw
         tag = _explicit_tag(node)
         if tag is not None:
             self._report(node, (*path, raw), _explicit_tag_message(tag))
@@ -413,6 +464,12 @@ class _Walker:
 
     def _loc(self, node: Node) -> Location:
         return _location(self.path, node.start_mark)
+
+
+def _plain_str(text: str) -> bool:
+    """Whether a plain scalar reads as a string for certain, without trying every
+    implicit resolver (most text starts with a letter no resolver looks at)."""
+    return bool(text) and text[0] not in _IMPLICIT_FIRST
 
 
 def _explicit_tag(node: ScalarNode) -> str | None:
