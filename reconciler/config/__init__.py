@@ -8,6 +8,13 @@
 from __future__ import annotations
 
 from reconciler.config.loader import LoadedConfig, load_config
-from reconciler.config.yamlpos import MAX_FILE_BYTES, MAX_NODES, format_json_path
+from reconciler.config.yamlpos import ALIAS_FACTOR, MAX_FILE_BYTES, MAX_NODES, format_json_path
 
-__all__ = ["MAX_FILE_BYTES", "MAX_NODES", "LoadedConfig", "format_json_path", "load_config"]
+__all__ = [
+    "ALIAS_FACTOR",
+    "MAX_FILE_BYTES",
+    "MAX_NODES",
+    "LoadedConfig",
+    "format_json_path",
+    "load_config",
+]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import gc
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -26,8 +27,14 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from reconciler.core import escape
 from reconciler.core.errors import Location, Problem
 
-MAX_FILE_BYTES = 1024 * 1024
-MAX_NODES = 20_000  # values an alias may expand to, counted over the whole file
+# The limits guard against expansion, not honest size: a 5,000-account file is 7 MB.
+MAX_FILE_BYTES = 64 * 1024 * 1024
+# Values aliases may add (re-visits of a node already walked), over the whole file: at
+# least MAX_NODES, and up to ALIAS_FACTOR times the nodes written in the file, so one
+# shared callbacks map merged into every account of a large fleet is fine while a
+# billion-laughs file (a few dozen nodes that expand exponentially) is refused at once.
+MAX_NODES = 20_000
+ALIAS_FACTOR = 16
 # PyYAML's scanner is quadratic in flow-collection depth, so refuse deep [ / { nesting
 # before it starts; real configurations nest a handful of levels.
 MAX_FLOW_DEPTH = 100
@@ -154,13 +161,16 @@ class _Abort(Exception):
 
 def read_yaml_file(path: str) -> ParseResult:
     """Read and parse one file, refusing files over :data:`MAX_FILE_BYTES` unparsed."""
+    limit = MAX_FILE_BYTES
+    too_big = f"the limit is {limit // (1024 * 1024)} MiB"
     try:
         with open(path, "rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
-            if len(raw) > MAX_FILE_BYTES:
-                handle.seek(0, 2)
-                size = handle.tell()
-                return _fail(path, f"file is {size} bytes; the limit is 1 MiB")
+            size = os.fstat(handle.fileno()).st_size
+            if size > limit:  # a regular file: refused before a byte is read
+                return _fail(path, f"file is {size} bytes; {too_big}")
+            raw = handle.read(limit + 1)
+            if len(raw) > limit:  # a pipe or device, or a file that grew
+                return _fail(path, f"file is more than {limit} bytes; {too_big}")
     except OSError as exc:
         return _fail(path, f"cannot read configuration: {exc.strerror or exc}")
     try:
@@ -170,7 +180,9 @@ def read_yaml_file(path: str) -> ParseResult:
     return parse_yaml(text, path=path)
 
 
-def parse_yaml(text: str, *, path: str, max_nodes: int = MAX_NODES) -> ParseResult:
+def parse_yaml(
+    text: str, *, path: str, max_nodes: int = MAX_NODES, alias_factor: int = ALIAS_FACTOR
+) -> ParseResult:
     """Parse one YAML document into plain data with marks; every problem is returned."""
     too_deep = _flow_too_deep(text)
     if too_deep is not None:
@@ -192,7 +204,7 @@ def parse_yaml(text: str, *, path: str, max_nodes: int = MAX_NODES) -> ParseResu
         return _fail(path, "the YAML is nested too deeply")
     if root is None:
         return _fail(path, "the file is empty; expected a mapping with version and accounts")
-    walker = _Walker(path, max_nodes)
+    walker = _Walker(path, root, max_nodes, alias_factor)
     try:
         with _no_gc():
             data = walker.value(root, ())
@@ -315,9 +327,12 @@ def _line_col(text: str, position: int) -> tuple[int, int]:
 class _Walker:
     """Turns a node graph into plain values, recording marks and structural problems."""
 
-    def __init__(self, path: str, max_nodes: int) -> None:
+    def __init__(self, path: str, root: Node, max_nodes: int, alias_factor: int) -> None:
         self.path = path
-        self.max_nodes = max_nodes
+        self._root = root
+        self.max_nodes = max_nodes  # the alias budget: grows once to the scaled one
+        self._alias_factor = alias_factor
+        self._scaled = False
         self.expanded = 0
         self._visited: set[int] = set()
         self.value_marks: dict[JsonPath, yaml.Mark] = {}
@@ -338,7 +353,7 @@ class _Walker:
             self.expanded += 1
         else:
             self._visited.add(key)
-        if self.expanded > self.max_nodes:
+        if self.expanded > self.max_nodes and not self._scale_budget():
             raise _Abort(
                 Problem(
                     self._loc(node),
@@ -367,6 +382,16 @@ class _Walker:
         finally:
             self._open.discard(id(node))
         raise _Abort(Problem(self._loc(node), format_json_path(path), "unsupported YAML node"))
+
+    def _scale_budget(self) -> bool:
+        """Raise the alias budget to ``alias_factor`` x the file's own nodes, once, when
+        the floor is first exceeded (files without many aliases never count); True if
+        that leaves room."""
+        if self._scaled:
+            return False
+        self._scaled = True
+        self.max_nodes = max(self.max_nodes, self._alias_factor * _count_nodes(self._root))
+        return self.expanded <= self.max_nodes
 
     def _scalar(self, node: ScalarNode, path: JsonPath) -> Any:
         tag = _explicit_tag(node)
@@ -464,6 +489,26 @@ class _Walker:
 
     def _loc(self, node: Node) -> Location:
         return _location(self.path, node.start_mark)
+
+
+def _count_nodes(root: Node) -> int:
+    """How many distinct nodes the graph has: what the file itself writes out."""
+    seen = {id(root)}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ScalarNode):
+            continue
+        children = (
+            [n for pair in node.value for n in pair]
+            if isinstance(node, MappingNode)
+            else list(node.value)
+        )
+        for child in children:
+            if id(child) not in seen:
+                seen.add(id(child))
+                stack.append(child)
+    return len(seen)
 
 
 def _plain_str(text: str) -> bool:
