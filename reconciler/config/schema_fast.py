@@ -143,7 +143,7 @@ class SchemaCompiler:
         if word == "const":
             return lambda value: equal(value, arg)
         if word == "enum":
-            return lambda value: any(equal(value, each) for each in arg)
+            return _enum(list(arg))
         if word == "$ref":
             return self._ref(arg)
         if word in ("properties", "patternProperties", "additionalProperties"):
@@ -228,6 +228,14 @@ class SchemaCompiler:
             cell = self._refs[ref] = []
             cell.append(self.compile(target))
         return lambda value: cell[0](value)
+
+
+def _enum(allowed: list[Any]) -> Check:
+    # A string equals only a string: names (services, accounts) are a set lookup.
+    strings = frozenset(v for v in allowed if isinstance(v, str))
+    return lambda value: (
+        value in strings if isinstance(value, str) else any(equal(value, each) for each in allowed)
+    )
 
 
 def _first_object_word(schema: Mapping[str, Any]) -> str:
