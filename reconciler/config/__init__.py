@@ -1,7 +1,8 @@
 """Configuration: YAML files -> validated, resolved :class:`~reconciler.core.model.DesiredState`.
 
 ``load_config`` is the entry point; the modules behind it each do one job:
-``yamlpos`` (YAML with positions), ``schema_check`` (JSON Schema -> problems),
+``yamlpos`` (YAML with positions), ``schema_check`` (JSON Schema -> problems; first the
+schema compiled by ``schema_fast``, which only says valid or not),
 ``semantic`` and ``urls`` (what the schema cannot say), ``loader`` (files, merge, env).
 """
 
