@@ -15,7 +15,11 @@ import requests
 from reconciler.thingspace.credentials import SIMULATOR_DEFAULTS
 
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLE = REPO / "examples" / "callbacks.yaml"
+# The version-1 example as it was before the five newer families (issue 10): what the
+# end-to-end tests of version-1 behaviour run. examples/callbacks.yaml, which shows every
+# family, is tested by tests/test_e2e_families.py.
+EXAMPLE = REPO / "tests" / "golden" / "v1" / "callbacks.yaml"
+EXAMPLES = REPO / "examples" / "callbacks.yaml"
 SMS_SECRET = "e2e-sms-hook-secret-value"
 COMMAND = Path(sys.executable).parent / "tscallbacks"
 

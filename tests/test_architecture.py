@@ -24,9 +24,11 @@ ALLOWED: dict[str, set[str]] = {
     "core": {"core"},
     "config": {"core", "config"},
     "thingspace": {"core", "thingspace"},
+    # The listener check: configuration values and positions, never ThingSpace.
+    "listeners": {"core", "config", "listeners"},
     "engine": {"core", "thingspace", "engine"},
-    "render": {"core", "engine", "render"},
-    "cli": {"core", "config", "thingspace", "engine", "render", "cli", "simulator"},
+    "render": {"core", "engine", "listeners", "render"},
+    "cli": {"core", "config", "thingspace", "engine", "listeners", "render", "cli", "simulator"},
     "simulator": {"simulator"},
 }
 TOP = {"reconciler", "reconciler.__main__"}  # __version__ and the entry point

@@ -22,6 +22,7 @@ EXAMPLES = {
     "apply": "tscallbacks apply tfplan.json",
     "show": "tscallbacks show tfplan.json",
     "export": "tscallbacks export --account 0252012345-00001 -o callbacks.yaml",
+    "check": "tscallbacks check -c callbacks.yaml",
     "schema": "tscallbacks schema > callbacks.schema.json",
     "simulator": "tscallbacks simulator serve --port 8787",
     "simulator serve": "tscallbacks plan -c callbacks.yaml --endpoint http://127.0.0.1:8787",

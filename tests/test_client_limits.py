@@ -239,6 +239,7 @@ def test_time_at_a_prompt_does_not_count(api: rm.Mocker) -> None:
 def test_a_set_stop_event_sends_nothing_and_cuts_waits_short(api: rm.Mocker) -> None:
     api.get(LIST, status_code=503)
     stop = threading.Event()
+
     class LongestWait(random.Random):
         """Backoff at its ceiling (0.5 s first): the stop always lands inside a wait,
         never after enough quick retries to trip the circuit breaker first."""

@@ -159,8 +159,8 @@ def test_env_reference_in_a_url_says_it_is_an_error_and_not_expanded() -> None:
     issues = check_url("https://hooks.example.com/${env:HOOK_PATH}")
     assert [(i.message, i.warning) for i in issues] == [
         (
-            "${...} is not expanded in url (only username and password read ${env:NAME}); "
-            "write the URL itself",
+            "${...} is not expanded in url (only username, password and httpHeaders read "
+            "${env:NAME}); write the URL itself",
             False,
         )
     ]

@@ -10,7 +10,8 @@ import tomllib
 from reconciler import cli
 from reconciler.core import catalog
 from reconciler.render.export import render_export
-from tests.e2e_support import EXAMPLE, REPO
+from tests.e2e_support import EXAMPLES as EXAMPLE
+from tests.e2e_support import REPO
 from tests.helpers import current, reg
 
 SCHEMA = REPO / "schemas" / "callbacks.schema.json"
@@ -45,7 +46,7 @@ def test_example_still_validates() -> None:
     out, err = io.StringIO(), io.StringIO()
     code = cli.main(["validate", "-c", str(EXAMPLE)], env={}, stdout=out, stderr=err)
     assert code == 0, err.getvalue()
-    assert "valid: 3 account(s), 10 registration(s)" in out.getvalue()
+    assert "valid: 4 account(s), 16 registration(s)" in out.getvalue()
 
 
 def test_export_names_the_schema_by_its_id() -> None:

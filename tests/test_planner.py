@@ -150,16 +150,18 @@ def test_password_never_in_plan_dict() -> None:
 
 def test_unknown_service_is_deleted_through_the_family_that_listed_it() -> None:
     listed = Registration(url=U1, family=FOTA)
-    plan = make_plan(desired({A: {}}), current({A: {"FotaV2": listed, "NewM2M": reg(U1)}}))
+    plan = make_plan(desired({A: {}}), current({A: {"FotaV9": listed, "NewM2M": reg(U1)}}))
     assert {c.service: c.family for c in plan.changes} == {
-        "FotaV2": FOTA,
+        "FotaV9": FOTA,
         "NewM2M": M2M,
     }
 
 
 def test_families_to_read() -> None:
     state = desired({"p": {"DeviceUsage": reg(U1)}})
-    assert families_to_read(state) == {"p": frozenset(all_families())}
+    # Pruning, no manage: list: what version 1 always read, never every family.
+    assert families_to_read(state) == {"p": frozenset({M2M, FOTA})}
+    assert frozenset(all_families()) != frozenset({M2M, FOTA})
     kept = desired({"a": {"Fota": reg(U1)}, "b": {"QoS": reg(U1)}, "c": {}}, prune=False)
     assert families_to_read(kept) == {
         "a": frozenset({FOTA}),

@@ -33,6 +33,7 @@ ENV = {
     "HOOK_USER": "property-hook-user-7f3a",
     "HOOK_PASSWORD": "property-hook-password-7f3a",
     "SMS_HOOK_PASSWORD": "property-sms-password-7f3a",
+    "DIAG_HOOK_TOKEN": "property-diag-token-7f3a",
 }
 
 PROPERTY = settings(

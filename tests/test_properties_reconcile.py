@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reconciler.core import catalog
-from reconciler.core.families import by_name
+from reconciler.core.families import DEFAULT_MANAGED, by_name
 from reconciler.simulator import Simulator, SimulatorConfig
 from reconciler.thingspace.credentials import Credentials
 from tests.reconcile_support import (
@@ -51,7 +51,10 @@ PROPERTY = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-SERVICES = tuple(catalog.services())
+# The version-1 families' services: the oracle here says prune covers every remote
+# registration, which holds for the families an account reads by default (m2m, fota).
+# The newer families, read through manage:, are tested in tests/test_e2e_families.py.
+SERVICES = tuple(s for s in catalog.services() if catalog.family_of(s) in DEFAULT_MANAGED)
 
 # -- strategies ----------------------------------------------------------------------------
 

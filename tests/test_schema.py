@@ -100,7 +100,7 @@ def test_every_error_is_reported_not_just_the_first() -> None:
     assert sorted(_lines(text)) == sorted(
         [
             "c.yaml:1:10: $.version: unsupported version 3; this tscallbacks reads version 1",
-            "c.yaml:2:1: $.colour: unknown field 'colour' (allowed: version, accounts)",
+            "c.yaml:2:1: $.colour: unknown field 'colour' (allowed: version, accounts, manage)",
             "c.yaml:5:12: $.accounts['A-1'].prune: expected a boolean, got an integer",
             "c.yaml:7:46: $.accounts['A-1'].callbacks.Fota.password: "
             "unknown field 'password' (Fota registrations take only: url, protect)",

@@ -38,6 +38,7 @@ SCALARS = st.one_of(
     st.integers(min_value=-3, max_value=3),
     st.sampled_from([1.0, 1.5, 0.0, float("nan"), float("inf"), 10**400]),
     st.sampled_from(["", "x", "https://hooks.example.com/a", "a" * 70, "${env:X}", "-bad"]),
+    st.sampled_from(["m2m", "fota", "diagnostics", "hpl"]),
     st.text(max_size=5),
 )
 JSON = st.recursive(
@@ -49,7 +50,11 @@ JSON = st.recursive(
 )
 KEYS = st.one_of(
     st.sampled_from(
-        [*SERVICES, "url", "username", "password", "protect", "prune", "callbacks", "version"]
+        [
+            *SERVICES,
+            *("url", "username", "password", "protect", "prune", "callbacks", "version"),
+            *("manage", "httpHeaders", "HPL:alpha", "HPL:", "X-Token"),
+        ]
     ),
     st.sampled_from(["0252012345-00001", "", "-x", "a" * 65, "deviceusage", "accounts"]),
     st.text(max_size=4),
@@ -151,7 +156,8 @@ KEYWORD_SCHEMA: dict[str, Any] = {
         "array": {
             "items": {"oneOf": [{"type": "integer"}, {"type": "number", "minimum": 0}]},
             "minItems": 1,
-            "maxItems": 2,
+            "maxItems": 3,
+            "uniqueItems": True,
         },
         "string": {
             "minLength": 1,
@@ -207,6 +213,9 @@ def test_every_compiled_keyword_agrees_with_jsonschema(value: Any) -> None:
         ([1, -1.5], False),
         ([-1, 0.5], True),
         ([1], False),  # oneOf: both match
+        ([-1, -1], False),  # uniqueItems
+        ([-1, -1.0, 0.5], False),
+        ([-1, 0.5, -2], True),
         ("ab", True),
         ("ax", False),
         ("zz", False),

@@ -125,9 +125,9 @@ def test_fota_v1(client: Any) -> None:
     ok(api.register_callback(ACCOUNT, body))
     [listed] = ok(api.list_registered_callbacks(ACCOUNT))
     assert (listed.aname, listed.name, listed.url) == (ACCOUNT, "Fota", "https://f.example.com/1")
-    # The entry answers the team notes' {aname, name, url}, not the SDK's {success}
-    # (families §5): the SDK takes any 2xx as success, its model's success stays unset.
-    assert api.deregister_callback(ACCOUNT, "Fota").status_code == 200
+    # The SDK's FotaV1SuccessResult {success} (families §5) is what the simulator answers.
+    gone = ok(api.deregister_callback(ACCOUNT, "Fota"))
+    assert gone.success is True
     assert ok(api.list_registered_callbacks(ACCOUNT)) is None
 
 

@@ -15,7 +15,7 @@ from reconciler.core.families import FamilySpec
 from reconciler.core.model import CurrentState, DesiredState
 from reconciler.engine.observe import read_current
 from reconciler.engine.plan import Plan
-from reconciler.engine.planner import families_to_read, make_plan
+from reconciler.engine.planner import families_to_read, make_plan, reading_lines
 from reconciler.engine.safety import SafetyPolicy
 from reconciler.engine.saved_plan import EMBEDDED_SIMULATOR
 from reconciler.engine.target import Target, restrict
@@ -109,7 +109,13 @@ def compute_plan(
         desired = restrict(desired, target)
     wanted = families_to_read(desired)
     current = read(client, wanted, parallelism=parallelism, progress=progress)
-    plan = make_plan(desired, current, policy=policy, notes=(note,) if note else ())
+    plan = make_plan(
+        desired,
+        current,
+        policy=policy,
+        notes=(note,) if note else (),
+        reading=reading_lines(desired, wanted),
+    )
     return Planned(plan, current, wanted)
 
 

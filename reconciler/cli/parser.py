@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from reconciler import __version__
 from reconciler.core.errors import UsageError
+from reconciler.listeners.model import DEFAULT_PARALLELISM as CHECK_PARALLELISM
+from reconciler.listeners.model import DEFAULT_TIMEOUT as CHECK_TIMEOUT
 from reconciler.thingspace.options import (
     DEFAULT_DEADLINE,
     DEFAULT_TIMEOUT,
@@ -271,6 +273,67 @@ what a saved plan (--out) is applied with.""",
         help="exit 0 when there are no changes, 2 when there are, 1 on error",
     )
     plan.add_argument("--out", metavar="FILE", help="also save the plan to FILE, for 'apply FILE'")
+    plan.add_argument(
+        "--check-listeners",
+        action="store_true",
+        help="also check every declared listener URL as 'tscallbacks check' does, and add "
+        "the findings to the plan (a failure makes the exit status 1)",
+    )
+    _ca_bundle(plan)
+    plan.set_defaults(check_timeout=CHECK_TIMEOUT, check_parallelism=CHECK_PARALLELISM)
+
+    check = _command(
+        sub,
+        "check",
+        parents=[debug, config, chatter],
+        summary="prove each declared listener URL can receive callbacks",
+        description="""\
+For every distinct declared callback URL, from this machine: DNS (A and AAAA,
+every address public), the port (one ThingSpace calls), a TCP connection, TLS
+(chain trusted, host name, days to expiry, protocol) and one HTTP probe: HEAD
+with 'User-Agent: tscallbacks/VERSION (listener check)' and
+'X-Tscallbacks-Probe: 1', no body, and the registration's credentials as Basic
+auth only over https. 2xx and 405 pass. Never talks to ThingSpace. Exit 0 all
+pass, 1 any failure, 2 only warnings (with --detailed-exitcode).""",
+        examples=(
+            "tscallbacks check -c callbacks.yaml",
+            "tscallbacks check -c callbacks.yaml --account 'fleet-*' --output markdown",
+            "tscallbacks check --ca-bundle internal-ca.pem --timeout 3 --detailed-exitcode",
+        ),
+    )
+    check.add_argument(
+        "--account",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="check only the configured accounts matching PATTERN, a name or a shell-style "
+        "glob such as 'fleet-*' (repeatable)",
+    )
+    check.add_argument(
+        "--output", choices=("text", "json", "markdown"), default="text", help="report format"
+    )
+    check.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 2 when there are warnings but no failure (0 all pass, 1 any failure)",
+    )
+    _ca_bundle(check)
+    check.add_argument(
+        "--timeout",
+        dest="check_timeout",
+        type=_seconds("--timeout"),
+        default=CHECK_TIMEOUT,
+        metavar="SECONDS",
+        help=f"wait at most this long for each step of each URL (default {CHECK_TIMEOUT:g})",
+    )
+    check.add_argument(
+        "--parallelism",
+        dest="check_parallelism",
+        type=_parallelism,
+        default=CHECK_PARALLELISM,
+        metavar="N",
+        help=f"check at most N URLs at once (1-64, default {CHECK_PARALLELISM})",
+    )
 
     apply = _command(
         sub,
@@ -313,6 +376,13 @@ stdout is one JSON document with each change's outcome.""",
         metavar="FILE",
         help="append this run to FILE (default .tscallbacks/journal.jsonl): who, where, "
         "the remote state before (a backup, without secrets) and every write",
+    )
+    apply.add_argument(
+        "--secrets-dir",
+        metavar="DIR",
+        help="write the HMAC shared secret a registration is answered with (Device "
+        "Location, Diagnostics) to DIR/ACCOUNT/SERVICE.secret (0600); apply refuses to "
+        "register those services without it",
     )
 
     show = _command(
@@ -421,6 +491,15 @@ It accepts the credentials in the four THINGSPACE_* variables where it starts
     )
     add_serve_arguments(serve)
     return parser
+
+
+def _ca_bundle(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ca-bundle",
+        metavar="PATH",
+        help="trust the certificate authorities in this PEM file instead of the system's "
+        "(listener check)",
+    )
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 from reconciler.config.yamlpos import JsonPath, YamlDoc, format_json_path
 from reconciler.core import escape
 from reconciler.core.errors import Problem
+from reconciler.core.families import HTTP_HEADERS
 
 # Values whose characters are not shown, not even one.
 _SECRET_FIELDS = frozenset({"password"})
@@ -46,7 +47,8 @@ def _walk(doc: YamlDoc, value: Any, path: JsonPath, problems: list[Problem]) -> 
                 _walk(doc, item, (*path, index), problems)
     elif isinstance(value, str):
         name = path[-1] if path and isinstance(path[-1], str) else "value"
-        message = _message(name, value, secret=name in _SECRET_FIELDS)
+        in_headers = len(path) > 1 and path[-2] == HTTP_HEADERS  # every value a secret
+        message = _message(name, value, secret=name in _SECRET_FIELDS or in_headers)
         if message is not None:
             problems.append(Problem(doc.value_at(path), format_json_path(path), message))
 

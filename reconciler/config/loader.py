@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -19,6 +19,7 @@ from reconciler.config.schema_check import check_schema
 from reconciler.config.semantic import check_semantics, check_unique_accounts, resolve_credential
 from reconciler.config.yamlpos import YamlDoc, read_yaml_file
 from reconciler.core.errors import ConfigError, Location, Problem
+from reconciler.core.families import HTTP_HEADERS, FamilySpec, by_name
 from reconciler.core.model import DesiredAccount, DesiredState, Registration
 from reconciler.core.secrets import Secret
 
@@ -32,6 +33,10 @@ class LoadedConfig:
     desired: DesiredState
     warnings: tuple[Problem, ...]  # non-fatal findings, in file/line order
     files: tuple[str, ...]  # the files read, in order
+    # Where each registration's ``url`` value is written, by (account, service).
+    url_marks: Mapping[tuple[str, str], Location] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
 
 def load_config(path: str, *, env: Mapping[str, str], require_env: bool) -> LoadedConfig:
@@ -61,7 +66,17 @@ def load_config(path: str, *, env: Mapping[str, str], require_env: bool) -> Load
         desired=_desired_state(docs, env),
         warnings=tuple(ordered),
         files=tuple(files),
+        url_marks=MappingProxyType(_url_marks(docs)),
     )
+
+
+def _url_marks(docs: list[YamlDoc]) -> dict[tuple[str, str], Location]:
+    return {
+        (name, service): doc.value_at(("accounts", name, "callbacks", service, "url"))
+        for doc in docs
+        for name, account in doc.data["accounts"].items()
+        for service in account["callbacks"]
+    }
 
 
 def _config_files(path: str) -> tuple[list[str], list[Problem]]:
@@ -119,14 +134,22 @@ def sort_problems(problems: Iterable[Problem], files: Sequence[str]) -> list[Pro
     return sorted(problems, key=key)
 
 
+def _families(names: list[str] | None) -> frozenset[FamilySpec] | None:
+    if names is None:
+        return None
+    return frozenset(spec for spec in map(by_name, names) if spec is not None)
+
+
 def _desired_state(docs: list[YamlDoc], env: Mapping[str, str]) -> DesiredState:
     accounts: dict[str, DesiredAccount] = {}
     for doc in docs:
+        default = doc.data.get("manage")  # the file's default for its accounts
         for name, account in doc.data["accounts"].items():
             accounts[name] = DesiredAccount(
                 name=name,
                 prune=account.get("prune", True),
                 protect=account.get("protect", False),
+                manage=_families(account.get("manage", default)),
                 callbacks=MappingProxyType(
                     {
                         service: _registration(entry, env)
@@ -144,9 +167,16 @@ def _registration(entry: Mapping[str, Any], env: Mapping[str, str]) -> Registrat
     # so "" and absent plan alike (the listing reports no username either way).
     resolved_password = resolve_credential(password, env) if password is not None else None
     resolved_username = resolve_credential(username, env) if username is not None else None
+    headers = entry.get(HTTP_HEADERS)
     return Registration(
         url=entry["url"],
         username=resolved_username or None,
         password=Secret(resolved_password) if resolved_password else None,
         protect=entry.get("protect", False),
+        headers=None
+        if headers is None
+        else tuple(
+            (name, Secret(resolve_credential(value, env) or ""))
+            for name, value in sorted(headers.items())
+        ),
     )

@@ -22,6 +22,7 @@ from reconciler.config.schema_fast import Check, SchemaCompiler
 from reconciler.config.yamlpos import JsonPath, YamlDoc, format_json_path
 from reconciler.core import catalog
 from reconciler.core.errors import Location, Problem
+from reconciler.core.families import HTTP_HEADERS, all_families
 
 _SECRET_FIELDS = frozenset({"username", "password"})
 
@@ -126,7 +127,8 @@ def _property_name_message(path: JsonPath, key: str, validator: str, error: Any)
         hint = catalog.suggest(key)
         if hint is not None:
             return f"unknown service '{key}'; did you mean '{hint}'?"
-        return f"unknown service '{key}'; valid services: {', '.join(catalog.services())}"
+        valid = [*catalog.services(), *map(catalog.placeholder, catalog.free_form())]
+        return f"unknown service '{key}'; valid services: {', '.join(valid)}"
     if path == ("accounts",):
         if validator == "minLength" or not key:
             return "account name must not be empty"
@@ -137,6 +139,8 @@ def _property_name_message(path: JsonPath, key: str, validator: str, error: Any)
                 f"invalid account name '{key}': use letters, digits, '.', '_' and '-', "
                 "starting with a letter or digit"
             )
+    if path and path[-1] == HTTP_HEADERS:
+        return f"invalid header name '{key}': use letters, digits and !#$%&'*+.^_`|~- (at most 64)"
     return f"invalid key '{key}'"
 
 
@@ -150,7 +154,9 @@ def _unknown_field(path: JsonPath, key: str, allowed: list[str]) -> str:
 
 def _value_message(path: JsonPath, validator: str, error: Any) -> str:
     name = _field_name(path)
-    secret = name in _SECRET_FIELDS
+    secret = name in _SECRET_FIELDS or (len(path) > 1 and path[-2] == HTTP_HEADERS)
+    if validator == "enum" and len(path) > 1 and path[-2] == "manage":
+        return _family_message(error.instance)
     value = error.instance
     if validator == "type":
         expected = error.validator_value
@@ -171,6 +177,16 @@ def _value_message(path: JsonPath, validator: str, error: Any) -> str:
     if validator == "pattern" and not secret:
         return f"{_show(value)} does not match the pattern {error.validator_value}"
     return f"invalid {name} ({validator})"
+
+
+def _family_message(value: Any) -> str:
+    if not isinstance(value, str):
+        return f"expected a family name, got {_kind(value)}"
+    hint = catalog.suggest_family(value)
+    if hint is not None:
+        return f"unknown family {_show(value)}; did you mean {_show(hint)}?"
+    names = ", ".join(spec.name for spec in all_families())
+    return f"unknown family {_show(value)}; families: {names}"
 
 
 def _field_name(path: JsonPath) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from itertools import pairwise
 from typing import Any
 from urllib.parse import unquote
 
@@ -68,6 +69,7 @@ _COMPILED = frozenset(
         "propertyNames",
         "required",
         "type",
+        "uniqueItems",
     }
 )
 
@@ -104,6 +106,28 @@ def equal(one: Any, two: Any) -> bool:
         return bool(one == two)
     except Exception:  # an odd YAML value that refuses comparison is unequal
         return False
+
+
+_TRUE, _FALSE = object(), object()  # booleans, made unequal to 1 and 0 for uniqueItems
+
+
+def _unbool(value: Any) -> Any:
+    return _TRUE if value is True else _FALSE if value is False else value
+
+
+def unique(items: list[Any]) -> bool:
+    """``uniqueItems`` as jsonschema decides it: sorted neighbours compared, or every pair
+    when the items do not sort (the same answer, NaN included)."""
+    try:
+        ordered = sorted(_unbool(item) for item in items)
+        return not any(equal(a, b) for a, b in pairwise(ordered))
+    except (NotImplementedError, TypeError):
+        seen: list[Any] = []
+        for item in map(_unbool, items):
+            if any(equal(other, item) for other in seen):
+                return False
+            seen.append(item)
+        return True
 
 
 class SchemaCompiler:
@@ -166,6 +190,8 @@ class SchemaCompiler:
             return lambda value: not isinstance(value, str) or search(value) is not None
         if word in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
             return _number_bound(word, arg)
+        if word == "uniqueItems":
+            return (lambda value: not isinstance(value, list) or unique(value)) if arg else None
         if word == "items":
             check = self.compile(arg)
             return lambda value: not isinstance(value, list) or all(check(i) for i in value)

@@ -17,6 +17,7 @@ from reconciler.config.urls import check_url
 from reconciler.config.yamlpos import JsonPath, YamlDoc, format_json_path
 from reconciler.core import escape
 from reconciler.core.errors import Problem
+from reconciler.core.families import HTTP_HEADERS
 
 _ENV_REF = re.compile(r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$")
 
@@ -78,15 +79,39 @@ def check_semantics(doc: YamlDoc, *, env: Mapping[str, str], require_env: bool) 
                     )
                 else:
                     first_url[url] = (service, doc.value_at(url_path).line)
-            for name in ("username", "password"):
-                value = registration.get(name)
-                if isinstance(value, str):
-                    problems.extend(
-                        _credential_problems(
-                            doc, (*reg_path, name), value, env=env, require_env=require_env
-                        )
-                    )
+            for path, value in _credentials(reg_path, registration):
+                problems.extend(
+                    _credential_problems(doc, path, value, env=env, require_env=require_env)
+                )
+    problems.extend(_manage_problems(doc))
     return problems
+
+
+def _credentials(
+    reg_path: JsonPath, registration: dict[str, Any]
+) -> Iterator[tuple[JsonPath, str]]:
+    """(path, text) of every credential of a registration: username, password and each
+    httpHeaders value (all secrets but the username)."""
+    for name in ("username", "password"):
+        value = registration.get(name)
+        if isinstance(value, str):
+            yield (*reg_path, name), value
+    headers = registration.get(HTTP_HEADERS)
+    if isinstance(headers, dict):
+        for header, value in headers.items():
+            if isinstance(value, str):
+                yield (*reg_path, HTTP_HEADERS, header), value
+
+
+def _manage_problems(doc: YamlDoc) -> Iterator[Problem]:
+    """A ``manage:`` list on an account that does not prune has no effect: say so."""
+    accounts = doc.data.get("accounts") if isinstance(doc.data, dict) else None
+    if not isinstance(accounts, dict):
+        return
+    for name, account in accounts.items():
+        if isinstance(account, dict) and account.get("prune") is False and "manage" in account:
+            message = "manage has no effect with prune: false (only the declared families are read)"
+            yield _problem(doc, ("accounts", name, "manage"), message, warning=True)
 
 
 def check_unique_accounts(docs: Sequence[YamlDoc]) -> list[Problem]:
@@ -152,6 +177,9 @@ def _credential_problems(
         else:
             return []
         return [_problem(doc, path, message, warning=not require_env)]
+    if len(path) > 1 and path[-2] == HTTP_HEADERS and value:
+        message = "header value is written in the file; use ${env:NAME} to keep it out of git"
+        return [_problem(doc, path, message, warning=True)]
     if path[-1] == "password" and value:
         message = "password is written in the file; use ${env:NAME} to keep it out of git"
         return [_problem(doc, path, message, warning=True)]

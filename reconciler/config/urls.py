@@ -90,7 +90,7 @@ def full_check(url: str) -> list[UrlIssue]:
     if "${" in url:
         return [
             UrlIssue(
-                "${...} is not expanded in url (only username and password read "
+                "${...} is not expanded in url (only username, password and httpHeaders read "
                 "${env:NAME}); write the URL itself"
             )
         ]
@@ -149,9 +149,8 @@ def _port_issues(hostport: str) -> tuple[UrlIssue, ...]:
         return (UrlIssue("the port is not a number from 0 to 65535"),)
     if port is None and hostport.endswith(":"):
         return (UrlIssue("the port is empty"),)
-    if port is not None and port not in ALLOWED_PORTS:
-        return (UrlIssue(f"port {port} is not allowed by ThingSpace; use {_PORTS_TEXT}"),)
-    return ()
+    refused = allowed_port(port) if port is not None else None
+    return (UrlIssue(refused),) if refused else ()
 
 
 def _unreachable(host: str) -> str | None:
@@ -196,6 +195,21 @@ def _not_a_host(host: str) -> str | None:
             except (idna.IDNAError, UnicodeError):
                 return f"not a valid internationalized domain name (IDNA): label '{label}'"
     return None
+
+
+def address_unreachable(address: str) -> str | None:
+    """Why Verizon's servers could not reach the IP address ``address`` (text), or None.
+
+    The rule validation applies to an IP-literal host, for addresses a name resolves to.
+    """
+    return _address_unreachable(ipaddress.ip_address(address))
+
+
+def allowed_port(port: int) -> str | None:
+    """Why ThingSpace would not call ``port``, or None when it is one it calls."""
+    if port in ALLOWED_PORTS:
+        return None
+    return f"port {port} is not allowed by ThingSpace; use {_PORTS_TEXT}"
 
 
 def _address_unreachable(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import re
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -33,16 +34,36 @@ def _read_text(name: str) -> str:
     return resources.files("reconciler.schemas").joinpath(name).read_text("utf-8")
 
 
+def _family_named(name: str, entry: Mapping[str, Any]) -> FamilySpec:
+    spec = families.by_name(entry["family"])
+    if spec is None:
+        raise ValueError(f"services.json: {name} names unknown family {entry['family']!r}")
+    return spec
+
+
 @cache
 def _shipped_services() -> Mapping[str, FamilySpec]:
     data = json.loads(_read_text("services.json"))["services"]
+    return MappingProxyType({name: _family_named(name, entry) for name, entry in data.items()})
+
+
+@cache
+def free_form() -> Mapping[str, FamilySpec]:
+    """Name prefix -> family, for families whose service names are free-form (written
+    ``<prefix><name>`` in the configuration; ``<name>`` is what the API stores)."""
+    data = json.loads(_read_text("services.json")).get("free_form", {})
     found: dict[str, FamilySpec] = {}
-    for name, entry in data.items():
-        spec = families.by_name(entry["family"])
-        if spec is None:
-            raise ValueError(f"services.json: {name} names unknown family {entry['family']!r}")
-        found[name] = spec
+    for prefix, entry in data.items():
+        spec = _family_named(prefix, entry)
+        if spec.name_prefix != prefix:
+            raise ValueError(f"services.json: {prefix} is not the name prefix of {spec.name}")
+        found[prefix] = spec
     return MappingProxyType(found)
+
+
+def placeholder(prefix: str) -> str:
+    """How a free-form family's names are shown to people: ``HPL:<name>``."""
+    return prefix + "<name>"
 
 
 def services() -> Mapping[str, FamilySpec]:
@@ -53,25 +74,71 @@ def services() -> Mapping[str, FamilySpec]:
 
 
 def family_of(service: str) -> FamilySpec | None:
-    """The family of a known service; None for a name the catalog does not know."""
-    return services().get(service)
+    """The family of a known service (or a free-form name with its family's prefix);
+    None for a name the catalog does not know."""
+    known = services().get(service)
+    if known is not None:
+        return known
+    for prefix, spec in free_form().items():
+        if service.startswith(prefix) and len(service) > len(prefix):
+            return spec
+    return None
 
 
 def services_of(spec: FamilySpec) -> list[str]:
     return [name for name, family in services().items() if family == spec]
 
 
+def _aliases() -> dict[str, str]:
+    """Lower-cased other names of a family (its table name, its aliases) -> what to write
+    instead: its one service, or ``<prefix><name>`` for a free-form family."""
+    found: dict[str, str] = {}
+    for spec in families.all_families():
+        if spec.name_prefix:
+            target = placeholder(spec.name_prefix)
+        else:
+            own = services_of(spec)
+            if len(own) != 1:
+                continue
+            target = own[0]
+        for alias in (spec.name, *spec.aliases):
+            found.setdefault(alias.lower(), target)
+    return found
+
+
 def suggest(name: str) -> str | None:
     """The closest known service name, for "did you mean" hints."""
+    for prefix in free_form():
+        if name.lower().startswith(prefix.lower()):
+            # The prefix mistyped in case ("hpl:x"), or nothing after it ("HPL:").
+            rest = name[len(prefix) :]
+            return prefix + rest if rest else placeholder(prefix)
     names = list(services())
     lowered = {n.lower(): n for n in names}
     if name.lower() in lowered:
         return lowered[name.lower()]
+    aliases = _aliases()
+    if name.lower() in aliases:
+        return aliases[name.lower()]
     match = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
     if not match:
         match = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
         match = [lowered[m] for m in match]
     return match[0] if match else None
+
+
+def suggest_family(name: str) -> str | None:
+    """The closest family name (for ``manage:``), for "did you mean" hints."""
+    known = {spec.name: spec.name for spec in families.all_families()}
+    for spec in families.all_families():
+        for alias in (*spec.aliases, spec.title, *services_of(spec)):
+            known.setdefault(alias.lower(), spec.name)
+        if spec.name_prefix:
+            known.setdefault(spec.name_prefix.rstrip(":").lower(), spec.name)
+    if name.lower() in known:
+        return known[name.lower()]
+    match = difflib.get_close_matches(name.lower(), list(known), n=1, cutoff=0.6)
+    return known[match[0]] if match else None
 
 
 @contextmanager
@@ -106,6 +173,8 @@ _OPTION_SCHEMAS: Mapping[str, dict[str, Any]] = {
         "description": "HTTP headers ThingSpace sends with each callback; values may be "
         "${env:NAME}.",
         "additionalProperties": {"$ref": "#/$defs/credential"},
+        # An HTTP header name (RFC 9110 token): what ThingSpace can send as a header.
+        "propertyNames": {"pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$"},
     },
 }
 
@@ -146,11 +215,27 @@ def build_schema(base: Mapping[str, Any]) -> dict[str, Any]:
             "properties": properties,
         }
     defs["serviceName"]["enum"] = list(catalog)
+    defs["familyName"]["enum"] = [spec.name for spec in families.all_families()]
     defs["callbacks"]["properties"] = {
         name: {"$ref": f"#/$defs/{registration_def(spec)}"} for name, spec in catalog.items()
     }
     defs["callbacks"].pop("additionalProperties", None)
+    patterns = {
+        free_form_pattern(prefix): {"$ref": f"#/$defs/{registration_def(spec)}"}
+        for prefix, spec in free_form().items()
+    }
+    if patterns:
+        defs["callbacks"]["patternProperties"] = patterns
+        defs["callbacks"]["propertyNames"] = {
+            "anyOf": [{"$ref": "#/$defs/serviceName"}, *({"pattern": p} for p in patterns)]
+        }
     return schema_doc
+
+
+def free_form_pattern(prefix: str) -> str:
+    """The names a free-form family takes: its prefix, then a name of letters, digits,
+    '.', '_' and '-' (it travels in a query string and shows in plans)."""
+    return "^" + re.escape(prefix) + "[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
 def shipped_schema() -> dict[str, Any]:

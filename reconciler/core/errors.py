@@ -127,6 +127,22 @@ class ApiError(TscError):
         return text
 
 
+class NotEntitledError(TscError):
+    """A family's list call was refused (401 that a new login did not cure, or 403) for
+    one account: the account is not entitled to that API. One line naming both."""
+
+    def __init__(self, account: str, family: str, title: str, cause: ApiError) -> None:
+        self.account = account
+        self.family = family
+        self.cause = cause
+        super().__init__(
+            f'account "{account}" is not entitled to {title} '
+            f"(HTTP {cause.status} on {cause.method} {cause.path}); remove "
+            f'"{family}" from its manage: list (and its {title} services) '
+            "or ask Verizon to enable it"
+        )
+
+
 class AuthError(ApiError):
     """Authentication was refused. Never retried: repeated bad logins lock the user."""
 

@@ -84,14 +84,29 @@ class FamilySpec:
     url_field: str = "url"  # the register body's and the listing's URL field
     options: frozenset[str] = frozenset()  # optional fields accepted: USERNAME, PASSWORD, ...
     update_method: str = "POST"  # "POST": re-registering replaces; "PUT": a separate update
+    # Free-form service names (HPL): the configuration writes "<prefix><name>", the wire
+    # carries <name>; the prefix maps the entry to this family unambiguously.
+    name_prefix: str = ""
+    # Errors a list call answers that mean "nothing registered": (status, errorCode).
+    empty_errors: frozenset[tuple[int, str]] = frozenset()
+    aliases: tuple[str, ...] = ()  # other names people use for it, for "did you mean"
     content_type: str = "application/json"  # what register/update send (some APIs use */*)
     list_shape: ListShape = ListShape.ARRAY
     empty_bodies: frozenset[bytes] = frozenset()  # besides [], bodies meaning "none registered"
     item_account: tuple[str, ...] = ("accountName",)  # listing fields naming the account
     item_service: tuple[str, ...] = ("serviceName",)  # listing fields naming the service
+    shared_secret_header: str | None = None  # register answers an HMAC key in this header
 
     def accepts(self, option: str) -> bool:
         return option in self.options
+
+    def wire_name(self, service: str) -> str:
+        """The service name as the API writes it (the configuration's without the prefix)."""
+        return service[len(self.name_prefix) :] if self.name_prefix else service
+
+    def config_name(self, wire: str) -> str:
+        """The configuration's name for a service the API lists as ``wire``."""
+        return self.name_prefix + wire
 
     @property
     def per_account(self) -> bool:
@@ -118,8 +133,101 @@ FOTA = FamilySpec(
     item_service=("name",),
 )
 
+# The header name carrying the HMAC shared secret on Device Location and Diagnostics
+# register is [UNCERTAIN] in Verizon's docs ("the response ... will contain the secret key
+# in the header", no name given; the SDK does not model it): this is the simulator's
+# name, to be changed here once the real one is known (thingspace-families.md §2, §3).
+_SHARED_SECRET_HEADER = "X-Callback-Shared-Secret"
+
+LOCATION = FamilySpec(
+    name="location",
+    title="Device Location",
+    base="/api/loc/v1/callbacks",
+    content_type="*/*",  # SDK: register sends Content-Type */* (families §2)
+    # [SDK≠DOCS] the SDK model lists {name, url}, the docs {accountName, serviceName, url}:
+    # both are read; the SDK's form is what the simulator answers.
+    item_service=("name", "serviceName"),
+    # Docs: "The response body will be empty if there are no callback services".
+    empty_bodies=frozenset({b"", b"null"}),
+    shared_secret_header=_SHARED_SECRET_HEADER,
+)
+
+DIAGNOSTICS = FamilySpec(
+    name="diagnostics",
+    title="Device Diagnostics",
+    aliases=("DeviceDiagnostics",),
+    base="/api/diagnostics/v1/callbacks",
+    list_account=query("accountName"),  # GET and DELETE: ?accountName=
+    register_account=body("accountName"),  # POST: the body's accountName
+    delete_service=query("serviceName"),
+    service_field="serviceName",
+    url_field="endpoint",  # written `url` in the configuration
+    options=frozenset({HTTP_HEADERS}),
+    content_type="*/*",  # SDK: register sends Content-Type */* (families §3)
+    # SDK-md: an array; the docs' example: one object. Either is read. The empty shape is
+    # [UNCERTAIN]: [] and an empty body are both read as none.
+    list_shape=ListShape.EITHER,
+    empty_bodies=frozenset({b"", b"null"}),
+    # [UNCERTAIN] the docs' error table has 403 CALLBACK_NOT_REGISTERED ("Callback is not
+    # registered for this account"): on a list it can only mean "none registered".
+    empty_errors=frozenset({(403, "CALLBACK_NOT_REGISTERED")}),
+    shared_secret_header=_SHARED_SECRET_HEADER,
+)
+
+HPL = FamilySpec(
+    name="hpl",
+    title="Hyper Precise Location",
+    base="/api/hyper-precise/v1/callbacks",
+    list_account=query("accountNumber"),
+    register_account=query("accountNumber"),
+    # [SDK≠DOCS] the SDK 2.0.0 sends ?service=, the docs show ?name=: the SDK's is sent.
+    delete_service=query("service"),
+    # An array per SDK-md and the docs; one object is read as a one-item list too.
+    list_shape=ListShape.EITHER,
+    empty_bodies=frozenset({b"", b"null"}),  # [UNCERTAIN] undocumented
+    # [SDK≠DOCS] the SDK model reads accountName, the docs' examples say aname: both read.
+    item_account=("accountName", "aname"),
+    item_service=("name",),
+    # [UNCERTAIN] names look free-form ("the name to be assigned to the listener service").
+    name_prefix="HPL:",
+    aliases=("HPL", "HyperPreciseLocation", "HyperPrecise"),
+)
+
+FOTA_V2 = FamilySpec(
+    name="fota-v2",
+    title="Software Management (FOTA v2)",
+    aliases=("FOTAv2", "Fota2", "SoftwareManagementV2"),
+    base="/api/fota/v2/callbacks",
+    delete_service=NOWHERE,
+    service_field=None,  # one URL per account, no service name on the wire
+    update_method="PUT",
+    content_type="*/*",  # SDK: POST and PUT send Content-Type */* (families §6)
+    list_shape=ListShape.OBJECT,  # the SDK's CallbackSummary {url}
+    empty_bodies=frozenset({b"", b"null"}),  # [UNCERTAIN for v2] v3's wording assumed
+    item_account=(),
+    item_service=(),
+)
+
+FOTA_V3 = FamilySpec(
+    name="fota-v3",
+    title="Software Management (FOTA v3)",
+    aliases=("FOTAv3", "Fota3", "SoftwareManagementV3"),
+    base="/api/fota/v3/callbacks",
+    delete_service=NOWHERE,
+    service_field=None,
+    update_method="PUT",
+    list_shape=ListShape.OBJECT,
+    empty_bodies=frozenset({b"", b"null"}),  # docs: "The response body will be empty"
+    item_account=(),
+    item_service=(),
+)
+
 # Declaration order is the order families are read and merged in (deterministic plans).
-FAMILIES: tuple[FamilySpec, ...] = (M2M, FOTA)
+FAMILIES: tuple[FamilySpec, ...] = (M2M, FOTA, LOCATION, DIAGNOSTICS, HPL, FOTA_V2, FOTA_V3)
+
+# What an account without a ``manage:`` list reads besides the families it declares: the
+# two families version-1 files always meant, so such a file plans as it always did.
+DEFAULT_MANAGED: tuple[FamilySpec, ...] = (M2M, FOTA)
 
 _extra: list[FamilySpec] = []
 

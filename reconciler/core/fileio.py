@@ -27,6 +27,11 @@ def write_atomically(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
         raise
+    fsync_dir(directory)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or a new entry in ``directory`` survive a power loss (best effort)."""
     with contextlib.suppress(OSError):  # not every platform can open a directory
         dir_fd = os.open(directory, os.O_RDONLY)
         try:

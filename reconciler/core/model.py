@@ -35,6 +35,9 @@ class Registration:
     does not know is still deregistered through the family that reported it.
     ``protect`` (declared only) makes apply refuse to change it without
     ``--allow-protected``; it is never sent to the API and is no difference by itself.
+    ``headers`` (Diagnostics' ``httpHeaders``): header name -> value, sorted by name; the
+    values are secrets, handled as passwords are (``headers_known`` False: the API did
+    not return them, so they cannot be compared).
     """
 
     url: str
@@ -43,17 +46,24 @@ class Registration:
     password_known: bool = True
     family: FamilySpec | None = None  # where an observed registration was listed; None if declared
     protect: bool = False
+    headers: tuple[tuple[str, Secret], ...] | None = None
+    headers_known: bool = True
+
+    def header_values(self) -> list[str]:
+        return [value.reveal() for _, value in self.headers or () if value.reveal()]
 
 
 @dataclass(frozen=True)
 class DesiredAccount:
     """A declared account. ``protect``: apply refuses to change or delete any of its
-    registrations (a prune included) without ``--allow-protected``."""
+    registrations (a prune included) without ``--allow-protected``. ``manage``: the
+    families its plans read besides those it declares (None: the default set)."""
 
     name: str
     prune: bool
     callbacks: Mapping[str, Registration] = field(default_factory=lambda: MappingProxyType({}))
     protect: bool = False
+    manage: frozenset[FamilySpec] | None = None
 
 
 @dataclass(frozen=True)
@@ -64,12 +74,13 @@ class DesiredState:
 
     def secrets(self) -> list[str]:
         """Every secret value in the configuration (for output redaction)."""
-        return [
-            reg.password.reveal()
-            for acc in self.accounts.values()
-            for reg in acc.callbacks.values()
-            if reg.password is not None and reg.password.reveal()
-        ]
+        found: list[str] = []
+        for acc in self.accounts.values():
+            for reg in acc.callbacks.values():
+                if reg.password is not None and reg.password.reveal():
+                    found.append(reg.password.reveal())
+                found.extend(reg.header_values())
+        return found
 
 
 @dataclass(frozen=True)

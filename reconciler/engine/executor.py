@@ -28,7 +28,9 @@ from reconciler.core.families import FamilySpec
 from reconciler.core.model import Registration
 from reconciler.engine.guard import AccountGuard, Basis, Reader
 from reconciler.engine.plan import Action, Change, Plan
+from reconciler.engine.shared_secrets import SecretOutcome, SecretsDir, SecretStatus, deliver
 from reconciler.thingspace.guard import RunStopped
+from reconciler.thingspace.wireformat import Issued
 
 _DONE = {Action.CREATE: "created", Action.UPDATE: "updated", Action.DELETE: "deleted"}
 
@@ -44,7 +46,7 @@ class Writer(Protocol):
         registration: Registration,
         *,
         update: bool = False,
-    ) -> None: ...
+    ) -> Issued | None: ...
 
     def deregister(self, account: str, family: FamilySpec, service: str) -> None: ...
 
@@ -59,14 +61,22 @@ class ChangeResult:
     error: str | None = None
     auth_refused: bool = False
     attempted: bool = True  # False: skipped after a failure that stopped the run
+    secret: SecretOutcome | None = None  # a registration answered with a shared secret
 
     @property
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def secret_lost(self) -> bool:
+        return self.secret is not None and self.secret.status is SecretStatus.UNDELIVERED
+
     def __str__(self) -> str:
         if self.ok:
-            return f"{self.change.key}: {_DONE[self.change.action]}"
+            done = f"{self.change.key}: {_DONE[self.change.action]}"
+            if self.secret is None:
+                return done
+            return f"{done}; {self.secret.describe(self.change.family.shared_secret_header)}"
         return f"{self.change.key}: {self.change.action.value} failed: {self.error}"
 
 
@@ -125,10 +135,25 @@ class ApplyReport:
         return f"{n[Action.CREATE]} created, {n[Action.UPDATE]} updated, {n[Action.DELETE]} deleted"
 
     @property
+    def lost_secrets(self) -> tuple[ChangeResult, ...]:
+        """Registrations made whose shared secret could not be delivered."""
+        return tuple(r for r in self.results if r.secret_lost)
+
+    @property
     def ok(self) -> bool:
-        return not self.failures and not self.halts
+        return not self.failures and not self.halts and not self.lost_secrets
 
     def raise_for_failures(self) -> None:
+        try:
+            self._raise_for_changes()
+        except TscError as exc:
+            if self.lost_secrets:
+                raise SecretsLostError(self.lost_secrets, exc) from None
+            raise
+        if self.lost_secrets:
+            raise SecretsLostError(self.lost_secrets, None)
+
+    def _raise_for_changes(self) -> None:
         if self.halts:
             raise AccountsHaltedError(
                 tuple(str(f) for f in self.failures),
@@ -139,13 +164,32 @@ class ApplyReport:
             raise ApplyError((str(f) for f in self.failures), total=len(self.results))
 
 
-def _run_one(client: Writer, change: Change) -> ChangeResult:
+class SecretsLostError(TscError):
+    """Registrations were made, but the shared secrets they were answered with could not
+    be delivered: they are lost (the lines say which, and where they were to go)."""
+
+    def __init__(self, lost: tuple[ChangeResult, ...], other: TscError | None) -> None:
+        self.lost, self.other = lost, other
+        n = len(lost)
+        text = (
+            f"{n} shared secret{'s' if n != 1 else ''} could not be delivered and "
+            f"{'are' if n != 1 else 'is'} lost"
+        )
+        super().__init__(f"{other}; {text}" if other else f"apply failed: {text}")
+
+    def lines(self) -> list[str]:
+        before = self.other.lines()[:-1] if self.other is not None else []
+        return [*before, *(str(r) for r in self.lost), str(self)]
+
+
+def _run_one(client: Writer, change: Change, secrets_dir: SecretsDir | None) -> ChangeResult:
+    issued = None
     try:
         if change.action is Action.DELETE:
             client.deregister(change.account, change.family, change.service)
         else:
             assert change.after is not None
-            client.register(
+            issued = client.register(
                 change.account,
                 change.family,
                 change.service,
@@ -158,7 +202,7 @@ def _run_one(client: Writer, change: Change) -> ChangeResult:
         return ChangeResult(change, error=str(exc), auth_refused=True)
     except TscError as exc:
         return ChangeResult(change, error=str(exc))
-    return ChangeResult(change)
+    return ChangeResult(change, secret=deliver(secrets_dir, change.account, change.service, issued))
 
 
 def _first_registration(changes: list[Change]) -> int:
@@ -180,6 +224,7 @@ def apply_plan(
     on_halt: Callable[[AccountHalt], None] = lambda halt: None,
     stop: threading.Event | None = None,
     clock: Callable[[], float] = time.monotonic,
+    secrets_dir: SecretsDir | None = None,
 ) -> ApplyReport:
     """Make every change of ``plan``; ``on_result`` hears each result as it completes,
     ``on_halt`` each account left alone.
@@ -196,6 +241,10 @@ def apply_plan(
     attempted (the client never retries a refused login). Once ``stop``
     is set (or the caller is interrupted, e.g. by Ctrl-C) no new change is started;
     changes already on the wire finish, and the report holds only what was attempted.
+
+    A registration answered with a shared secret has it written to ``secrets_dir``
+    right away (:mod:`reconciler.engine.shared_secrets`); the result says what became of
+    it, and one that could not be delivered fails the report (the write itself stands).
     """
     by_account: dict[str, list[Change]] = defaultdict(list)
     for change in plan.changes:
@@ -264,7 +313,7 @@ def apply_plan(
             if refused.is_set():
                 not_attempted(changes[done - 1 :])
                 return
-            result = _run_one(client, change)
+            result = _run_one(client, change, secrets_dir)
             guard.record(change, ok=result.ok)
             if result.auth_refused:
                 refused.set()

@@ -9,7 +9,9 @@ One object per line, in this order for a run (every record names its ``run_id``)
   ``set``/``unset``/``unknown``); ``tscallbacks export --from-journal`` rebuilds a
   configuration from it (see :mod:`reconciler.engine.restore`);
 - ``plan``: the changes about to be made (what a killed run meant to do);
-- ``write``: one per change, with its outcome (``ok`` or ``failed`` and the error);
+- ``write``: one per change, with its outcome (``ok`` or ``failed`` and the error), and
+  for a registration answered with a shared secret, ``shared_secret``: ``status``
+  (``delivered``, ``not_issued`` or ``undelivered``: lost), ``file`` and ``error``;
 - ``end``: the outcome of the run, its exit status and counts.
 
 No secret is ever written: a password is ``set``, ``unset``, ``unknown`` or ``changed``,
@@ -37,7 +39,7 @@ from typing import Any
 from reconciler import __version__
 from reconciler.core import escape
 from reconciler.core.errors import OutputError
-from reconciler.core.families import FamilySpec, all_families
+from reconciler.core.families import HTTP_HEADERS, FamilySpec, all_families
 from reconciler.core.model import CurrentState, Registration
 from reconciler.engine.executor import AccountHalt, ChangeResult
 from reconciler.engine.plan import Action, Change, Plan
@@ -81,7 +83,16 @@ def password_state(reg: Registration) -> str:
 def registration_record(reg: Registration | None) -> dict[str, Any] | None:
     if reg is None:
         return None
-    return {"url": reg.url, "username": reg.username, "password": password_state(reg)}
+    record: dict[str, Any] = {
+        "url": reg.url,
+        "username": reg.username,
+        "password": password_state(reg),
+    }
+    if not reg.headers_known:
+        record[HTTP_HEADERS] = "unknown"
+    elif reg.headers:  # names only, never a value; absent when there are none
+        record[HTTP_HEADERS] = [name for name, _ in reg.headers]
+    return record
 
 
 def _after_record(change: Change) -> dict[str, Any] | None:
@@ -175,12 +186,16 @@ class Journal:
         """One change made, or not (``on_result`` of the executor)."""
         with self._lock:
             self._done[result.change.action.value if result.ok else "failed"] += 1
+            self._done["secret_lost"] += result.secret_lost
+        # A shared secret is recorded by what became of it and its file, never its value.
+        secret = {"shared_secret": result.secret.to_dict()} if result.secret else {}
         self._record(
             "write",
             {
                 **_change_record(result.change),
                 "outcome": "ok" if result.ok else "failed",
                 "error": result.error,
+                **secret,
             },
         )
 
@@ -192,9 +207,10 @@ class Journal:
         self._record("halt", {"account": halt.account, "reason": halt.reason})
 
     def failed(self) -> int:
-        """How many changes recorded so far failed."""
+        """How many changes recorded so far failed, or lost the shared secret they were
+        answered with."""
         with self._lock:
-            return self._done["failed"]
+            return self._done["failed"] + self._done["secret_lost"]
 
     def end(self, *, outcome: str, exit_status: int, error: str | None = None) -> None:
         """The run's last record; closes the file. ``outcome``: ``ok``, ``failed``,
@@ -204,6 +220,8 @@ class Journal:
             planned = self._planned
         summary = {a.value: done.get(a.value, 0) for a in Action}
         summary["failed"] = done.get("failed", 0)
+        if done.get("secret_lost"):
+            summary["secrets_lost"] = done["secret_lost"]
         summary["planned"] = planned
         record = {"outcome": outcome, "exit": exit_status, "summary": summary, "error": error}
         try:

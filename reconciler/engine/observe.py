@@ -12,8 +12,10 @@ import threading
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
+from reconciler.core.errors import ApiError, NotEntitledError
 from reconciler.core.families import FamilySpec, all_families
 from reconciler.core.model import CurrentState, Registration
+from reconciler.thingspace import wireformat
 from reconciler.thingspace.client import ThingSpaceClient
 
 
@@ -43,7 +45,10 @@ def read_current(
         for family in all_families()  # declaration order, so merging is deterministic
         if family in wanted[account]
     ]
-    results = _read_all(client, jobs, parallelism, on_listing) if jobs else {}
+    try:
+        results = _read_all(client, jobs, parallelism, on_listing) if jobs else {}
+    except ApiError as error:
+        raise _entitlement(error, jobs) or error from None
     accounts: dict[str, Mapping[str, Registration]] = {}
     for account in wanted:
         merged: dict[str, Registration] = {}
@@ -109,6 +114,23 @@ def _read_all(
         # reports the same error whatever the threads' timing.
         raise failures[min(failures, key=jobs.index)]
     return results
+
+
+# A list call refused with these after the client renewed what it could (a 401 that a
+# new bearer and a new login did not cure, or a 403): the account may not use that API.
+_NOT_ENTITLED = (401, 403)
+
+
+def _entitlement(error: ApiError, jobs: list[_Job]) -> NotEntitledError | None:
+    """``error`` as the account's missing entitlement to a family, when it is a refused
+    list call of one of ``jobs`` (a remembered login failure raised again by another
+    job still names the call that was refused, so the right family is named)."""
+    if error.status not in _NOT_ENTITLED or error.method != "GET":
+        return None
+    for account, family in jobs:
+        if wireformat.list_path(family, account) == error.path:
+            return NotEntitledError(account, family.name, family.title, error)
+    return None
 
 
 def _read_one(

@@ -14,13 +14,14 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.core.errors import Location, Problem, TscError
-from reconciler.core.families import FamilySpec, by_name
+from reconciler.core.families import HTTP_HEADERS, FamilySpec, by_name
 from reconciler.core.model import Key, Registration
 from reconciler.core.secrets import SENSITIVE, Secret
 
 FORMAT_VERSION = "1"
 UNKNOWN = "(unknown)"  # a password the API did not say anything about
-_FIELD_NAMES = ("url", "username", "password")  # the fields of a registration view
+_FIELD_NAMES = ("url", "username", "password", HTTP_HEADERS)  # a registration view's fields
+_SECRET_FIELDS = ("password", HTTP_HEADERS)
 # What a plan saved before the brakes existed stands for: nothing managed, nothing fired.
 _NO_SAFETY: dict[str, Any] = {"managed": 0, "apply_refused": False, "brakes": []}
 
@@ -118,6 +119,7 @@ class Plan:
     changes: tuple[Change, ...]
     notes: tuple[str, ...] = ()
     accounts: tuple[str, ...] = ()
+    reading: tuple[str, ...] = ()  # which families were read, for the header (may be empty)
     managed: int = 0
     brakes: tuple[Brake, ...] = ()
     warnings: tuple[Problem, ...] = ()
@@ -143,9 +145,13 @@ class Plan:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        # "reading" only when there is something to say: a version-1 configuration's
+        # plan is written exactly as before.
+        reading = {"reading": list(self.reading)} if self.reading else {}
         return {
             "format_version": FORMAT_VERSION,
             "accounts": list(self.accounts),
+            **reading,
             "changes": [c.to_dict() for c in self.changes],
             "summary": {a.value: n for a, n in self.counts().items()},
             "notes": list(self.notes),
@@ -197,11 +203,30 @@ def password_view(reg: Registration) -> str | None:
     return SENSITIVE if reg.password is not None else None
 
 
+def headers_view(reg: Registration) -> str | None:
+    """How a registration's httpHeaders may be shown: their names, never a value."""
+    if not reg.headers_known:
+        return UNKNOWN
+    if not reg.headers:
+        return None
+    return ", ".join(f"{name}={SENSITIVE}" for name, _ in reg.headers)
+
+
 def registration_view(reg: Registration | None) -> dict[str, Any] | None:
-    """A registration as showable data: url and username as they are, password masked."""
+    """A registration as showable data: url and username as they are, password masked;
+    httpHeaders (only for a registration that has them) by name, values masked."""
     if reg is None:
         return None
-    return {"url": reg.url, "username": reg.username, "password": password_view(reg)}
+    view: dict[str, Any] = {
+        "url": reg.url,
+        "username": reg.username,
+        "password": password_view(reg),
+    }
+    if not reg.headers_known:
+        view[HTTP_HEADERS] = UNKNOWN
+    elif reg.headers:
+        view[HTTP_HEADERS] = {name: SENSITIVE for name, _ in reg.headers}
+    return view
 
 
 def warning_view(problem: Problem) -> dict[str, Any]:
@@ -236,6 +261,7 @@ class _Reader:
             changes=tuple(self._change(c, f"changes[{i}]") for i, c in enumerate(changes)),
             notes=tuple(self._strings(doc.get("notes"), "notes")),
             accounts=tuple(self._strings(doc.get("accounts"), "accounts")),
+            reading=tuple(self._strings(doc.get("reading", []), "reading")),
             warnings=tuple(
                 self._warning(w, f"warnings[{i}]")
                 for i, w in enumerate(self._list(doc.get("warnings", []), "warnings"))
@@ -304,12 +330,27 @@ class _Reader:
         if password not in (None, SENSITIVE, UNKNOWN):
             raise PlanDataError(f"{where}.password is not a masked value")
         username = doc.get("username")
+        headers = doc.get(HTTP_HEADERS)
+        if (
+            headers is not None
+            and headers != UNKNOWN
+            and (
+                not isinstance(headers, dict)
+                or not headers
+                or any(v != SENSITIVE for v in headers.values())
+            )
+        ):
+            raise PlanDataError(f"{where}.{HTTP_HEADERS} is not a map of masked values")
         return Registration(
             url=self._str(doc.get("url"), f"{where}.url"),
             username=None if username is None else self._str(username, f"{where}.username"),
             password=RecordedSecret() if password == SENSITIVE else None,
             password_known=password != UNKNOWN,
             family=family,
+            headers=tuple((name, RecordedSecret()) for name in headers)
+            if isinstance(headers, dict)
+            else None,
+            headers_known=headers != UNKNOWN,
         )
 
     def _warning(self, data: object, where: str) -> Problem:
@@ -353,10 +394,13 @@ def _field_change(
     a password the API did not return, nothing (as the planner leaves it out)."""
 
     def shown(reg: Registration | None) -> str | None:
+        if reg is not None and name == HTTP_HEADERS:
+            value = headers_view(reg)
+            return None if value == UNKNOWN else value
         view = registration_view(reg)
         if view is None or name not in view:
             return None
         value = view[name]
         return None if value == UNKNOWN and name == "password" else value
 
-    return FieldChange(name, shown(before), shown(after), sensitive=name == "password")
+    return FieldChange(name, shown(before), shown(after), sensitive=name in _SECRET_FIELDS)

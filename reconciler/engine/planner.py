@@ -12,16 +12,26 @@ import hashlib
 import hmac
 import secrets
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 from reconciler.core import catalog
-from reconciler.core.families import FamilySpec, all_families
+from reconciler.core.families import DEFAULT_MANAGED, HTTP_HEADERS, FamilySpec, all_families
 from reconciler.core.model import CurrentState, DesiredAccount, DesiredState, Key, Registration
 from reconciler.core.secrets import Secret
-from reconciler.engine.plan import Action, Change, FieldChange, Plan, password_view
+from reconciler.engine.plan import (
+    Action,
+    Change,
+    FieldChange,
+    Plan,
+    headers_view,
+    password_view,
+)
 from reconciler.engine.safety import SafetyPolicy, assess
+from reconciler.engine.shared_secrets import secret_notes
 
-_FIELDS = ("url", "username", "password")
+_FIELDS = ("url", "username", "password", HTTP_HEADERS)
+_SECRET_FIELDS = ("password", HTTP_HEADERS)
 # Passwords are compared through an HMAC under a key that lives only in this process,
 # so the structures handed to deepdiff never hold a secret.
 _DIGEST_KEY = secrets.token_bytes(32)
@@ -33,11 +43,26 @@ def _digest(secret: Secret) -> str:
     return hmac.new(_DIGEST_KEY, secret.reveal().encode(), hashlib.sha256).hexdigest()
 
 
-def _comparable(reg: Registration, *, compare_password: bool) -> dict[str, Any]:
+def _headers_digest(reg: Registration) -> str | None:
+    if not reg.headers:
+        return None
+    digest = hmac.new(_DIGEST_KEY, digestmod=hashlib.sha256)
+    for name, value in reg.headers:
+        # Header names are case-insensitive; a value is compared as sent.
+        digest.update(f"{name.lower()}\0{_digest(value)}\0".encode())
+    return digest.hexdigest()
+
+
+def _comparable(
+    reg: Registration, *, compare_password: bool, compare_headers: bool = True
+) -> dict[str, Any]:
     password: str | None = None
     if compare_password and reg.password is not None:
         password = _digest(reg.password)
-    return {"url": reg.url, "username": reg.username, "password": password}
+    view: dict[str, Any] = {"url": reg.url, "username": reg.username, "password": password}
+    if compare_headers and reg.headers:  # absent for families without headers
+        view[HTTP_HEADERS] = _headers_digest(reg)
+    return view
 
 
 def _shown(reg: Registration | None, name: str) -> str | None:
@@ -46,6 +71,8 @@ def _shown(reg: Registration | None, name: str) -> str | None:
     if name == "password":
         # Only shown when known: an unreturned password is not a value worth a line.
         return password_view(reg) if reg.password_known else None
+    if name == HTTP_HEADERS:
+        return headers_view(reg) if reg.headers_known else None
     value = getattr(reg, name)
     return None if value is None else str(value)
 
@@ -54,7 +81,9 @@ def _field_changes(
     before: Registration | None, after: Registration | None, names: tuple[str, ...]
 ) -> tuple[FieldChange, ...]:
     return tuple(
-        FieldChange(name, _shown(before, name), _shown(after, name), sensitive=name == "password")
+        FieldChange(
+            name, _shown(before, name), _shown(after, name), sensitive=name in _SECRET_FIELDS
+        )
         for name in names
         if _shown(before, name) is not None or _shown(after, name) is not None
     )
@@ -72,22 +101,55 @@ def family_for(service: str, observed: Registration | None = None) -> FamilySpec
 
 
 def families_to_read(desired: DesiredState) -> dict[str, frozenset[FamilySpec]]:
-    """The listings a plan needs per declared account: every family when pruning (an
-    undeclared registration anywhere must be seen), else only the declared services'."""
-    return {
-        name: frozenset(all_families())
-        if account.prune
-        else frozenset(family_for(service) for service in account.callbacks)
-        for name, account in desired.accounts.items()
-    }
+    """The listings a plan needs per declared account: the families its services are in,
+    and, when it prunes, the families it manages (its ``manage:`` list, by default the two
+    families version 1 always read), which prune then covers. Never every family: each
+    costs a request per account and fails for an account not entitled to that API."""
+    wanted: dict[str, frozenset[FamilySpec]] = {}
+    for name, account in desired.accounts.items():
+        declared = frozenset(family_for(service) for service in account.callbacks)
+        if account.prune:
+            managed = DEFAULT_MANAGED if account.manage is None else account.manage
+            declared |= frozenset(managed)
+        wanted[name] = declared
+    return wanted
+
+
+def reading_lines(
+    desired: DesiredState, wanted: Mapping[str, frozenset[FamilySpec]]
+) -> tuple[str, ...]:
+    """For the plan header: which families are read for how many accounts, one line per
+    set ("Reading m2m, fota for 1000 accounts"). Empty when the configuration means what
+    a version-1 file meant (no ``manage:``, only version-1 families read), so such a
+    plan shows exactly what it always did."""
+    legacy = set(DEFAULT_MANAGED)
+    if all(
+        desired.accounts[name].manage is None and families <= legacy
+        for name, families in wanted.items()
+    ):
+        return ()
+    groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for name in sorted(wanted):
+        order = tuple(spec.name for spec in all_families() if spec in wanted[name])
+        groups[order].append(name)
+    lines = []
+    for order, names in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0])):
+        read = ", ".join(order) if order else "no families"
+        who = f"account {names[0]}" if len(names) == 1 else f"{len(names)} accounts"
+        lines.append(f"Reading {read} for {who}")
+    return tuple(lines)
 
 
 def _same(have: Registration, want: Registration) -> bool:
     """Whether the two are equal in the comparable shape, without building it: a
-    password counts only when the API returned it (as in :func:`_comparable`)."""
+    password or headers count only when the API returned them (as in :func:`_comparable`)."""
     if have.url != want.url or have.username != want.username:
         return False
-    return not have.password_known or have.password == want.password
+    if have.password_known and have.password != want.password:
+        return False
+    if not have.headers_known or not (have.headers or want.headers):
+        return True
+    return _headers_digest(have) == _headers_digest(want)
 
 
 def _views(desired: DesiredState, current: CurrentState) -> tuple[Comparable, Comparable]:
@@ -109,13 +171,19 @@ def _views(desired: DesiredState, current: CurrentState) -> tuple[Comparable, Co
             differing += [service for service in remote if service not in wanted]
         if differing:
             before[account] = {
-                s: _comparable(remote[s], compare_password=remote[s].password_known)
+                s: _comparable(
+                    remote[s],
+                    compare_password=remote[s].password_known,
+                    compare_headers=remote[s].headers_known,
+                )
                 for s in differing
                 if s in remote
             }
             after[account] = {
                 s: _comparable(
-                    wanted[s], compare_password=s not in remote or remote[s].password_known
+                    wanted[s],
+                    compare_password=s not in remote or remote[s].password_known,
+                    compare_headers=s not in remote or remote[s].headers_known,
                 )
                 for s in differing
                 if s in wanted
@@ -139,15 +207,22 @@ def _differences(
     # account as one changed value (deepdiff's default does that when few keys match).
     tree = DeepDiff(before, after, view="tree", threshold_to_diff_deeper=0)
     for level in tree.get("dictionary_item_added", []):
-        account, service = level.path(output_format="list")
-        created.add(Key(account, service))
+        path = level.path(output_format="list")
+        if len(path) == 2:
+            created.add(Key(*path))
     for level in tree.get("dictionary_item_removed", []):
-        account, service = level.path(output_format="list")
-        deleted.add(Key(account, service))
+        path = level.path(output_format="list")
+        if len(path) == 2:
+            deleted.add(Key(*path))
     for kind in ("values_changed", "type_changes"):
         for level in tree.get(kind, []):
             account, service, name = level.path(output_format="list")
             updated[Key(account, service)].add(name)
+    for kind in ("dictionary_item_added", "dictionary_item_removed"):
+        for level in tree.get(kind, []):  # headers set or removed
+            path = level.path(output_format="list")
+            if len(path) == 3:
+                updated[Key(path[0], path[1])].add(path[2])
     return created, deleted, updated
 
 
@@ -172,6 +247,7 @@ def make_plan(
     *,
     policy: SafetyPolicy | None = None,
     notes: tuple[str, ...] = (),
+    reading: tuple[str, ...] = (),
 ) -> Plan:
     """Diff declared registrations against observed ones.
 
@@ -179,7 +255,8 @@ def make_plan(
     deleted; without it, it is left alone and mentioned in a note. When the API did not
     return a password, password drift cannot be checked and a note says so. The plan's
     brakes are assessed with ``policy`` (every brake holding when None); ``notes`` go
-    first among its notes.
+    first among its notes. A registration answered with a shared secret gets a note
+    saying it may rotate and where apply writes it.
     """
     created, deleted, updated = _differences(desired, current)
     changes: list[Change] = []
@@ -206,8 +283,9 @@ def make_plan(
     managed = sum(len(current.accounts.get(name, {})) for name in desired.accounts)
     return Plan(
         changes=tuple(changes),
-        notes=(*notes, *_notes(desired, current)),
+        notes=(*notes, *_notes(desired, current), *secret_notes(changes)),
         accounts=tuple(sorted(desired.accounts)),
+        reading=reading,
         managed=managed,
         brakes=assess(changes, managed, policy or SafetyPolicy()),
     )
@@ -224,6 +302,11 @@ def _notes(desired: DesiredState, current: CurrentState) -> tuple[str, ...]:
                 notes.append(
                     f"{Key(account, service)}: the API does not return the password, so "
                     "password drift cannot be checked for this registration."
+                )
+            if have is not None and want.headers and not have.headers_known:
+                notes.append(
+                    f"{Key(account, service)}: the API does not return the header values, "
+                    "so their drift cannot be checked for this registration."
                 )
         if not declared.prune:
             kept = sorted(set(remote) - set(declared.callbacks))

@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from reconciler.core.errors import UsageError
-from reconciler.core.families import FamilySpec, all_families, by_name
+from reconciler.core.families import DEFAULT_MANAGED, FamilySpec, all_families, by_name
 from reconciler.core.model import CurrentState, Registration
 from reconciler.core.secrets import Secret
 
@@ -45,8 +45,17 @@ class RestorePoint:
     created: Mapping[str, tuple[str, ...]]
 
     def complete(self, account: str) -> bool:
-        """Whether every family of ``account`` was read (then pruning restores exactly)."""
-        return self.families.get(account, frozenset()) >= frozenset(all_families())
+        """Whether the families a configuration prunes by default were all read for
+        ``account`` (then pruning, with :meth:`manage`, restores exactly)."""
+        return self.families.get(account, frozenset()) >= frozenset(DEFAULT_MANAGED)
+
+    def manage(self, account: str) -> list[str] | None:
+        """The ``manage:`` list that makes pruning cover exactly the families read, when
+        that is not the default."""
+        read = self.families.get(account, frozenset())
+        if not self.complete(account) or read == frozenset(DEFAULT_MANAGED):
+            return None
+        return [spec.name for spec in all_families() if spec in read]
 
 
 Record = tuple[int, dict[str, Any]]  # (line number, object)

@@ -27,10 +27,16 @@ from typing import Any
 
 from reconciler import __version__
 from reconciler.core.errors import OutputError, TscError
-from reconciler.core.families import FamilySpec, by_name
+from reconciler.core.families import HTTP_HEADERS, FamilySpec, by_name
 from reconciler.core.fileio import write_atomically
 from reconciler.core.model import CurrentState, DesiredState
-from reconciler.engine.plan import FORMAT_VERSION, Plan, PlanDataError, password_view
+from reconciler.engine.plan import (
+    FORMAT_VERSION,
+    Plan,
+    PlanDataError,
+    headers_view,
+    password_view,
+)
 from reconciler.engine.safety import SafetyPolicy
 from reconciler.engine.target import Target, select
 
@@ -97,6 +103,13 @@ def remote_digest(current: CurrentState, wanted: dict[str, frozenset[FamilySpec]
                     "username": reg.username,
                     "password": password_view(reg),
                     "family": reg.family.name if reg.family else None,
+                    # Header names only (values are secrets), and only when there are
+                    # some: a version-1 plan's digest is what it always was.
+                    **(
+                        {HTTP_HEADERS: headers_view(reg)}
+                        if reg.headers or not reg.headers_known
+                        else {}
+                    ),
                 }
                 for service, reg in sorted(current.accounts.get(account, {}).items())
             },

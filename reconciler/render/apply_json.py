@@ -3,7 +3,10 @@
 Every change of the plan is listed, in plan order, with its outcome: ``ok``,
 ``failed`` (with the error line) or ``not_attempted`` (a failure stopped the run
 first). Error text is the executor's one line, whose API part had every known
-secret scrubbed where it entered the error; passwords themselves never appear here.
+secret scrubbed where it entered the error; passwords themselves never appear here. A
+registration answered with a shared secret has ``shared_secret`` (``status``: ``delivered``,
+``not_issued`` or ``undelivered``; ``file``; ``error``), never the secret; an undelivered
+one makes the ``status`` ``failed``.
 """
 
 from __future__ import annotations
@@ -43,11 +46,15 @@ def apply_result(
         if outcome == "ok":
             applied[change.action.value] += 1
         error = result.error if result is not None else halted.get(change.account)
-        changes.append(_change(change, outcome, error))
+        entry = _change(change, outcome, error)
+        if result is not None and result.secret is not None:
+            entry["shared_secret"] = result.secret.to_dict()  # what became of it, never it
+        changes.append(entry)
+    lost = any(result.secret_lost for result in results)
     if not plan.has_changes:
         status = "no_changes"
     else:
-        status = "applied" if counts["ok"] == len(plan.changes) else "failed"
+        status = "applied" if counts["ok"] == len(plan.changes) and not lost else "failed"
     return {
         "format_version": FORMAT_VERSION,
         "status": status,

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from reconciler.core.families import HTTP_HEADERS
 from reconciler.core.model import CurrentState, Registration
 
 # The schema is named by its stable $id, not a path: an exported file is written anywhere
@@ -55,12 +56,14 @@ def render_export(
     accounts: Sequence[str],
     *,
     prune: Mapping[str, bool] | None = None,
+    manage: Mapping[str, Sequence[str]] | None = None,
     header: str = HEADER,
 ) -> tuple[str, list[str]]:
     """The configuration text for ``accounts`` (in the given order) and notes for the user.
 
-    Every account gets ``prune: true`` unless ``prune`` says otherwise for it. ``header``
-    is a comment line (ours: it is written as it is)."""
+    Every account gets ``prune: true`` unless ``prune`` says otherwise for it, and the
+    ``manage:`` list ``manage`` gives it, if any. ``header`` is a comment line (ours: it
+    is written as it is)."""
     notes: list[str] = []
     used: set[str] = set()
     document: dict[str, Any] = {"version": 1, "accounts": {}}
@@ -71,7 +74,10 @@ def render_export(
             reg = registrations[service]
             callbacks[service] = _registration(account, service, reg, used, notes)
         pruned = True if prune is None else prune.get(account, True)
-        document["accounts"][_AccountName(account)] = {"prune": pruned, "callbacks": callbacks}
+        entry: dict[str, Any] = {"prune": pruned}
+        if manage is not None and account in manage:
+            entry["manage"] = list(manage[account])
+        document["accounts"][_AccountName(account)] = {**entry, "callbacks": callbacks}
     text = yaml.dump(
         document,
         Dumper=_Dumper,
@@ -85,8 +91,8 @@ def render_export(
 
 def _registration(
     account: str, service: str, reg: Registration, used: set[str], notes: list[str]
-) -> dict[str, str]:
-    entry = {"url": reg.url}
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {"url": reg.url}
     if reg.username is not None:
         entry["username"] = reg.username
     if reg.password is not None:
@@ -98,11 +104,20 @@ def _registration(
             f"{account}/{service}: the API does not return passwords; "
             "add one to the file if the listener uses it."
         )
+    if reg.headers:  # values are secrets, as passwords: references only
+        headers: dict[str, str] = {}
+        for header, _ in reg.headers:
+            name = _unique(_env_name(account, service, header), used)
+            headers[header] = "${env:" + name + "}"
+            notes.append(
+                f"{account}/{service} sends header {header}: set {name} before plan/apply."
+            )
+        entry[HTTP_HEADERS] = headers
     return entry
 
 
-def _env_name(account: str, service: str) -> str:
-    raw = f"TSC_{account}_{service}_PASSWORD".upper()
+def _env_name(account: str, service: str, what: str = "PASSWORD") -> str:
+    raw = f"TSC_{account}_{service}_{what}".upper()
     return re.sub(r"[^A-Z0-9_]", "_", raw)
 
 

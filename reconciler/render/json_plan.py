@@ -6,7 +6,13 @@ from typing import TextIO
 
 from reconciler.core import escape
 from reconciler.engine.plan import Plan
+from reconciler.listeners.model import CheckReport
+from reconciler.render.listeners import report_view
 
 
-def render_json(plan: Plan, out: TextIO) -> None:
-    out.write(escape.json_text(plan.to_dict(), indent=2) + "\n")
+def render_json(plan: Plan, out: TextIO, *, listeners: CheckReport | None = None) -> None:
+    """``listeners`` (``plan --check-listeners``) adds the check as ``listeners``."""
+    document = plan.to_dict()
+    if listeners is not None:
+        document["listeners"] = report_view(listeners)
+    out.write(escape.json_text(document, indent=2) + "\n")

@@ -27,6 +27,8 @@ from typing import TextIO
 from reconciler.core import escape
 from reconciler.core.errors import Problem
 from reconciler.engine.plan import ACTION_ORDER, Action, Change, Plan
+from reconciler.listeners.model import CheckReport
+from reconciler.render.listeners import problem_line
 
 LIMIT = 60_000  # characters (UTF-16 code units, as GitHub counts); its cap is 65,536
 MAX_ACCOUNT_ROWS = 100  # rows of the summary table; the rest are added up in one row
@@ -165,17 +167,45 @@ def _tail(left_out: dict[str, int], warnings: int, notes: int, full_plan: str | 
 
 
 def render_markdown(
-    plan: Plan, out: TextIO, *, limit: int = LIMIT, full_plan: str | None = None
+    plan: Plan,
+    out: TextIO,
+    *,
+    limit: int = LIMIT,
+    full_plan: str | None = None,
+    listeners: CheckReport | None = None,
 ) -> None:
     """Write ``plan`` as Markdown of at most ``limit`` characters. ``full_plan`` names
-    the saved plan file, for the pointer a shortened document ends with."""
-    out.write(markdown_document(plan, limit=limit, full_plan=full_plan))
+    the saved plan file, for the pointer a shortened document ends with; ``listeners``
+    (``plan --check-listeners``) adds the listener check's summary and problems."""
+    out.write(markdown_document(plan, limit=limit, full_plan=full_plan, listeners=listeners))
 
 
-def markdown_document(plan: Plan, *, limit: int = LIMIT, full_plan: str | None = None) -> str:
+def _listener_section(doc: _Budget, report: CheckReport, reserve: int) -> None:
+    """The check's summary, then its problems while they fit (the rest counted)."""
+    doc.add(f"\n### Listener check\n\n**{report.summary_line()}**\n\n")
+    problems = report.problems()
+    more = "- … {} more listener problems not shown; see `tscallbacks check`\n"
+    room = reserve + size(more.format(len(problems)))
+    for i, problem in enumerate(problems):
+        line = problem_line(problem)
+        if not doc.fits(line, room):
+            doc.add(more.format(len(problems) - i))
+            return
+        doc.add(line)
+
+
+def markdown_document(
+    plan: Plan,
+    *,
+    limit: int = LIMIT,
+    full_plan: str | None = None,
+    listeners: CheckReport | None = None,
+) -> str:
     groups = _by_account(plan)
     doc = _Budget(limit)
     doc.add("## tscallbacks plan\n\n")
+    if plan.reading:  # which families were read (absent for version-1 files)
+        doc.add("".join(f"{escape.markdown_text(line)}.  \n" for line in plan.reading) + "\n")
     if not plan.has_changes:
         doc.add("No changes. The callback registrations match the configuration.\n")
     else:
@@ -205,6 +235,8 @@ def markdown_document(plan: Plan, *, limit: int = LIMIT, full_plan: str | None =
                 doc.left_out_warnings = len(plan.warnings) - i
                 break
             doc.add(line)
+    if listeners is not None:
+        _listener_section(doc, listeners, reserve)
     opened = plan.has_changes and len(plan.changes) <= OPEN_UP_TO
     for account, changes in groups.items():
         head = _section_open(account, changes, open_=opened)

@@ -63,6 +63,10 @@ def brake_line(brake: Brake) -> str:
 
 
 def render_text(plan: Plan, out: TextIO, *, color: bool = False) -> None:
+    for line in plan.reading:  # which families were read (absent for version-1 files)
+        out.write(f"{escape.text(line)}.\n")
+    if plan.reading:
+        out.write("\n")
     if not plan.has_changes:
         out.write(
             _paint("No changes.", _BOLD, color)

@@ -204,6 +204,9 @@ class FamilyApi:
             account = req.query.get(family.account_key, "")
             if not account:
                 return error_response(400, f"query parameter {family.account_key!r} is required")
+        refused_status = self.faults.refusal(account, family.base)
+        if refused_status is not None:  # an account not entitled to this API
+            return error_response(refused_status, "this account is not entitled to this API")
         return self._admit(account, write=write) or (account, body)
 
     def _admit(self, account: str, *, write: bool) -> Response | None:

@@ -219,7 +219,9 @@ FOTA_V1 = Family(
     list_item=_ANAME_NAME_URL,
     empty_list_body=b"",  # "an empty body (not []) when nothing is registered"
     register_reply=_ANAME_NAME_URL,
-    deregister_reply=_ANAME_NAME_URL,
+    # [SDK≠DOCS] the SDK's FotaV1SuccessResult reads {"success"} (families §5): the SDK's
+    # form is answered, as for every family's deregister.
+    deregister_reply=(("success", Item.SUCCESS),),
 )
 
 

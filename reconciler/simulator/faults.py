@@ -21,6 +21,9 @@ from reconciler.simulator.errors import SimulatorError
 _COUNTERS = ("rate_limit_next", "server_error_next", "drop_next")
 
 
+_MAPS = ("fail_writes", "refuse_families")  # the settings that map a name to a status
+
+
 @dataclass(frozen=True)
 class FaultSettings:
     """What to break. The ``*_next`` fields count requests still to be affected.
@@ -32,6 +35,9 @@ class FaultSettings:
     ``seed`` makes the ``rate_limit_fraction`` draws reproducible: every time settings are
     applied the random sequence restarts from the seed. ``fail_writes`` maps an account
     name to the HTTP status its POST/DELETE callback calls answer with.
+    ``refuse_families`` maps ``ACCOUNT:BASE`` (``0252012345-00001:/api/loc/v1``) to the
+    status (401 or 403) every call of that family for that account answers with: an
+    account not entitled to that API.
     """
 
     latency_ms: int = 0
@@ -43,9 +49,16 @@ class FaultSettings:
     server_error_status: int = 503
     fail_writes: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     drop_next: int = 0
+    refuse_families: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "fail_writes", MappingProxyType(dict(self.fail_writes)))
+        for name in _MAPS:
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+        for key, status in self.refuse_families.items():
+            if ":" not in key or status not in (401, 403):
+                raise SimulatorError(
+                    f"fault setting refuse_families[{key!r}] must map ACCOUNT:BASE to 401 or 403"
+                )
         for name in ("latency_ms", "retry_after", *_COUNTERS):
             if getattr(self, name) < 0:
                 raise SimulatorError(f"fault setting {name} must be >= 0")
@@ -61,13 +74,15 @@ class FaultSettings:
 
     def __hash__(self) -> int:
         # The generated hash would fail on the mapping field; hash its sorted items instead.
-        values = tuple(getattr(self, f.name) for f in fields(self) if f.name != "fail_writes")
-        return hash((values, tuple(sorted(self.fail_writes.items()))))
+        values = tuple(getattr(self, f.name) for f in fields(self) if f.name not in _MAPS)
+        maps = tuple(tuple(sorted(getattr(self, name).items())) for name in _MAPS)
+        return hash((values, maps))
 
     def to_dict(self) -> dict[str, Any]:
         """The admin endpoint's JSON shape (field name -> value)."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
-        data["fail_writes"] = dict(self.fail_writes)
+        for name in _MAPS:
+            data[name] = dict(getattr(self, name))
         return data
 
     @classmethod
@@ -100,11 +115,11 @@ def _check_type(key: str, value: Any) -> Any:
         if value is not None and not _is_int(value):
             raise SimulatorError("fault setting seed must be an integer or null")
         return value
-    if key == "fail_writes":
+    if key in _MAPS:
         if not isinstance(value, dict) or not all(
             isinstance(k, str) and _is_int(v) for k, v in value.items()
         ):
-            raise SimulatorError("fault setting fail_writes must map account names to statuses")
+            raise SimulatorError(f"fault setting {key} must map names to statuses")
         return value
     if not _is_int(value):
         raise SimulatorError(f"fault setting {key} must be an integer")
@@ -181,6 +196,12 @@ class FaultController:
                 status=status,
                 retry_after=s.retry_after,
             )
+
+    def refusal(self, account: str, base: str) -> int | None:
+        """The status every call of the family at ``base`` answers for ``account``, if
+        the account is set up as not entitled to it."""
+        with self._lock:
+            return self._settings.refuse_families.get(f"{account}:{base}")
 
     def write_failure(self, account: str) -> int | None:
         """The status every write to ``account`` must fail with, if any."""

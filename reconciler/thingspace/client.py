@@ -15,7 +15,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -25,6 +25,7 @@ from requests.adapters import HTTPAdapter
 from reconciler.core.errors import ApiError, AuthError, TscError
 from reconciler.core.families import FamilySpec
 from reconciler.core.model import Registration
+from reconciler.core.secrets import SecretRegistry
 from reconciler.thingspace import wireformat
 from reconciler.thingspace.auth import Authenticator, Tokens
 from reconciler.thingspace.credentials import Credentials
@@ -32,6 +33,7 @@ from reconciler.thingspace.endpoint import normalize_endpoint
 from reconciler.thingspace.events import WireObserver
 from reconciler.thingspace.options import ClientOptions
 from reconciler.thingspace.transport import RequestStats, Sent, Wire
+from reconciler.thingspace.wireformat import Issued
 
 # A 401 is answered by renewing the bearer (when it is the likely culprit), then the
 # session; never more than this per call (and the session at most
@@ -99,6 +101,8 @@ class ThingSpaceClient:
             observer=observer,
         )
         self._auth = Authenticator(self._wire, credentials, clock=clock)
+        # Shared secrets registrations answered: masked like the credentials from then on.
+        self._issued_secrets = SecretRegistry()
 
     def __repr__(self) -> str:
         return f"ThingSpaceClient({self.endpoint!r})"
@@ -122,7 +126,10 @@ class ThingSpaceClient:
         path = wireformat.list_path(family, account)
         response = self._call("GET", path).response
         if not 200 <= response.status_code < 300:
-            raise self._wire.error("GET", path, response)
+            error = self._wire.error("GET", path, response)
+            if (error.status, error.error_code) in family.empty_errors:
+                return []  # the family's way of saying "nothing registered"
+            raise error
         return wireformat.parse_listing(family, path, response.status_code, response.content)
 
     def listing(self, account: str, family: FamilySpec) -> dict[str, Registration]:
@@ -138,9 +145,14 @@ class ThingSpaceClient:
         registration: Registration,
         *,
         update: bool = False,
-    ) -> None:
+    ) -> Issued | None:
         """Register one listener, or with ``update`` change an existing one (a re-POST or a
-        PUT, as the family does it). Only the fields the family takes are sent."""
+        PUT, as the family does it). Only the fields the family takes are sent.
+
+        For a family that issues a shared secret (``shared_secret_header``), what the
+        answer carried, as a :class:`Secret` the client also masks in any text the API
+        sends back from then on; ``Issued(None)`` when it carried none (or when the
+        registration was only confirmed by a list call). None for other families."""
         call = wireformat.register_call(family, account, service, registration, update=update)
         sent = self._call(
             call.method,
@@ -151,7 +163,7 @@ class ThingSpaceClient:
         )
         status = sent.response.status_code
         if 200 <= status < 300:
-            return
+            return self._issued(family, sent.response.headers)
         error = self._wire.error(call.method, call.path, sent.response, extra_secrets=call.secrets)
         # Refused as a repeat of an earlier attempt of ours that took effect, or as a
         # duplicate of what someone else registered: done, if it is exactly this one.
@@ -161,8 +173,16 @@ class ThingSpaceClient:
         if maybe_there and self._confirmed(
             error, lambda: self._is_registered(account, family, service, registration)
         ):
-            return
+            # Registered, but by an answer we did not get (or someone else's request):
+            # no secret of ours to hand on.
+            return self._issued(family, None)
         raise error
+
+    def _issued(self, family: FamilySpec, headers: Mapping[str, str] | None) -> Issued | None:
+        issued = wireformat.issued_secret(family, headers)
+        if issued is not None and issued.secret is not None:
+            self._issued_secrets.add([issued.secret.reveal()])
+        return issued
 
     def _is_registered(
         self, account: str, family: FamilySpec, service: str, registration: Registration
@@ -187,7 +207,9 @@ class ThingSpaceClient:
             return
         error = self._wire.error("DELETE", path, sent.response)
         maybe_gone = (sent.ambiguous and status in (400, 404)) or (
-            status in (404, 410) or _says(error, _NOT_REGISTERED)
+            status in (404, 410)
+            or _says(error, _NOT_REGISTERED)
+            or (status, error.error_code) in family.empty_errors  # the family's "none"
         )
         if maybe_gone and self._confirmed(
             error, lambda: service not in self.listing(account, family)
@@ -232,7 +254,13 @@ class ThingSpaceClient:
         ``known_secrets``), for masking in text the API sends back."""
         creds = self._credentials
         basic = base64.b64encode(f"{creds.client_id}:{creds.client_secret}".encode()).decode()
-        return [*creds.secrets(), basic, *self._auth.secrets(), *self._known_secrets()]
+        return [
+            *creds.secrets(),
+            basic,
+            *self._auth.secrets(),
+            *self._issued_secrets.values(),
+            *self._known_secrets(),
+        ]
 
     def _call(
         self,

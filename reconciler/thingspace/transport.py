@@ -265,10 +265,13 @@ class Wire:
             text = _clip(response.text, secrets) if response.content.strip() else ""
             notes.append(f"non-JSON error body: {text}" if text else "empty error body")
         if isinstance(body, dict):
-            if isinstance(body.get("errorCode"), str):
-                code = _clip(body["errorCode"], secrets) or None
-            if isinstance(body.get("errorMessage"), str):
-                message = _clip(body["errorMessage"], secrets) or None
+            # {errorCode, errorMessage} everywhere but Hyper Precise Location, whose SDK
+            # exception reads {responseCode, message, fault} (thingspace-families.md §0).
+            for code_key, message_key in _ERROR_KEYS:
+                if code is None and isinstance(body.get(code_key), str):
+                    code = _clip(body[code_key], secrets) or None
+                if message is None and isinstance(body.get(message_key), str):
+                    message = _clip(body[message_key], secrets) or None
         if body is not None and code is None and message is None:
             notes.append("no errorCode/errorMessage in the response")
         return ApiError(
@@ -290,6 +293,9 @@ class Wire:
             logins=logins,
             relogins=relogins,
         )
+
+
+_ERROR_KEYS = (("errorCode", "errorMessage"), ("responseCode", "message"))
 
 
 def _clip(text: str, secrets: list[str]) -> str:

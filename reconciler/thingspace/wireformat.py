@@ -10,13 +10,22 @@ planner compares like with like.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from reconciler.core import catalog
 from reconciler.core.errors import ApiError
-from reconciler.core.families import PASSWORD, USERNAME, FamilySpec, ListShape, Place, Slot
+from reconciler.core.families import (
+    HTTP_HEADERS,
+    PASSWORD,
+    USERNAME,
+    FamilySpec,
+    ListShape,
+    Place,
+    Slot,
+)
 from reconciler.core.model import Registration
 from reconciler.core.secrets import Secret
 
@@ -49,9 +58,9 @@ def deregister_path(spec: FamilySpec, account: str, service: str) -> str:
     params: dict[str, str] = {}
     path = _place(spec.list_account, account, spec.base, params)
     if spec.delete_service.place is Place.PATH:
-        path += "/name" + _segment(service)
+        path += "/name" + _segment(spec.wire_name(service))
     elif spec.delete_service.place is Place.QUERY:
-        params[spec.delete_service.name] = service
+        params[spec.delete_service.name] = spec.wire_name(service)
     return _url(path, params)
 
 
@@ -76,9 +85,12 @@ def register_call(
     if spec.register_account.place is Place.BODY:
         body[spec.register_account.name] = account
     if spec.service_field is not None:
-        body[spec.service_field] = service
+        body[spec.service_field] = spec.wire_name(service)
     body[spec.url_field] = registration.url
     secrets: list[str] = []
+    if spec.accepts(HTTP_HEADERS) and registration.headers:
+        body[HTTP_HEADERS] = {name: value.reveal() for name, value in registration.headers}
+        secrets.extend(registration.header_values())
     if spec.accepts(USERNAME) and registration.username:
         body[USERNAME] = registration.username
     if spec.accepts(PASSWORD) and registration.password is not None:
@@ -88,6 +100,29 @@ def register_call(
             secrets.append(value)
     method = spec.update_method if update else "POST"
     return WriteCall(method, _url(path, params), body, tuple(secrets))
+
+
+@dataclass(frozen=True)
+class Issued:
+    """What a registration answered in a family that issues a shared secret (its
+    ``shared_secret_header``): the HMAC key the listener verifies callbacks with, or
+    None when the answer carried none ("no secret issued")."""
+
+    secret: Secret | None
+
+
+def issued_secret(spec: FamilySpec, headers: Mapping[str, str] | None) -> Issued | None:
+    """The shared secret in a successful registration's response ``headers`` (None:
+    the family issues none; ``headers`` None: no answer of ours to read it from).
+
+    The header's real name is not documented (thingspace-families.md §2, §3: "the
+    response ... will contain the secret key in the header"); the table names the one
+    assumed. An empty or blank value is no secret.
+    """
+    if spec.shared_secret_header is None:
+        return None
+    value = (headers or {}).get(spec.shared_secret_header, "").strip()
+    return Issued(Secret(value) if value else None)
 
 
 # -- listings -----------------------------------------------------------------------------
@@ -141,14 +176,33 @@ def normalize(
                 secret = Secret(password) if password else None
             else:
                 known = False
+        headers, headers_known = (
+            _headers(item, where, index) if spec.accepts(HTTP_HEADERS) else (None, True)
+        )
         found[service] = Registration(
             url=_required(item, spec.url_field, where, index),
             username=username,
             password=secret,
             password_known=known,
             family=spec,
+            headers=headers,
+            headers_known=headers_known,
         )
     return found
+
+
+def _headers(
+    item: dict[str, Any], path: str, index: int
+) -> tuple[tuple[tuple[str, Secret], ...] | None, bool]:
+    """(headers, known): absent means "not returned" (unknown), {} or null none."""
+    if HTTP_HEADERS not in item:
+        return None, False
+    value = item[HTTP_HEADERS]
+    if value is None or value == {}:
+        return None, True
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise _item_error(path, index, f"has a malformed {HTTP_HEADERS}")
+    return tuple((name, Secret(text)) for name, text in sorted(value.items())), True
 
 
 def _service(spec: FamilySpec, item: dict[str, Any], path: str, index: int) -> str:
@@ -156,8 +210,8 @@ def _service(spec: FamilySpec, item: dict[str, Any], path: str, index: int) -> s
         return catalog.services_of(spec)[0]
     for field in spec.item_service[:-1]:
         if isinstance(item.get(field), str) and item[field]:
-            return str(item[field])
-    return _required(item, spec.item_service[-1], path, index)
+            return spec.config_name(str(item[field]))
+    return spec.config_name(_required(item, spec.item_service[-1], path, index))
 
 
 def _item_error(path: str, index: int, what: str) -> ApiError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 from reconciler.cli.brakes import policy_from
 from reconciler.cli.connection import compute_plan, connect, target
@@ -20,14 +21,17 @@ from reconciler.core import escape
 from reconciler.core.errors import ExitStatus, UsageError
 from reconciler.engine.executor import AccountHalt, ChangeResult, apply_plan
 from reconciler.engine.guard import Basis
+from reconciler.engine.plan import Plan
 from reconciler.engine.safety import raise_if_unsafe
 from reconciler.engine.saved_plan import (
+    SavedPlan,
     check_accounts,
     check_fresh,
     check_policy,
     check_target,
     read_saved_plan,
 )
+from reconciler.engine.shared_secrets import SecretsDir, SecretStatus, refusal
 from reconciler.engine.target import select
 from reconciler.render.apply_json import render_apply_json
 from reconciler.render.text import render_text
@@ -61,6 +65,32 @@ def _confirm(io: Console) -> bool:
     return answer.strip() == "yes"
 
 
+def _secrets_dir(args: argparse.Namespace, saved: SavedPlan | None) -> SecretsDir | None:
+    """Where shared secrets go (checked writable), or None. A saved plan that registers
+    a service answered with one is refused without it before anyone logs in."""
+    if args.secrets_dir is None:
+        if saved is not None:
+            _refuse_lost_secrets(saved.to_plan(), None)
+        return None
+    secrets_dir = SecretsDir(Path(args.secrets_dir))
+    secrets_dir.check()
+    return secrets_dir
+
+
+def _refuse_lost_secrets(plan: Plan, secrets_dir: SecretsDir | None) -> None:
+    """Refuse, before any write, a plan whose shared secrets would have nowhere to go."""
+    if secrets_dir is None:
+        why = refusal(plan.changes)
+        if why:
+            raise UsageError(why)
+
+
+def _unsure_secret(result: ChangeResult | AccountHalt) -> bool:
+    """A registration answered without the shared secret its family issues."""
+    secret = result.secret if isinstance(result, ChangeResult) else None
+    return secret is not None and secret.status is SecretStatus.NOT_ISSUED
+
+
 def run(args: argparse.Namespace, io: Console) -> ExitStatus:
     # With --output json, stdout is the result document's alone.
     human = io.stderr if args.output == "json" else io.stdout
@@ -83,6 +113,7 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
         chosen = check_accounts(saved, desired, args.account, path=args.planfile)
     else:
         chosen = select(desired, args.account)
+    secrets_dir = _secrets_dir(args, saved)  # before anything is sent
     color = io.use_color(human)
     io.phase = Phase.READING
     with journaled(args, io) as journal, connect(args, io) as client:
@@ -115,6 +146,7 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
                 render_apply_json(plan, (), io.stdout)
             return ExitStatus.SUCCESS
         raise_if_unsafe(plan, policy)  # before the prompt: nothing is written
+        _refuse_lost_secrets(plan, secrets_dir)
         human.write("\n" if shown else "")
         if not args.auto_approve and saved is None:
             io.phase = Phase.CONFIRMING  # not approved, whether refused or answered "no"
@@ -133,7 +165,7 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
             else:
                 journal.write(result)
                 advance()
-            if io.quiet:
+            if io.quiet and not _unsure_secret(result):  # -q still hears of a missing one
                 return
             with io.progress.hidden():  # the live line (stderr) out of the way
                 human.write(f"{escape.text(str(result))}\n")
@@ -148,6 +180,7 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
                 on_result=report,
                 on_halt=report,
                 stop=journal.halt,
+                secrets_dir=secrets_dir,
             )
     human.write("" if io.quiet else "\n")
     human.write(

@@ -11,8 +11,15 @@ from reconciler.cli.console import Console, Phase
 from reconciler.cli.journaling import journal_path
 from reconciler.config.schema_check import account_name_problem
 from reconciler.core import escape
-from reconciler.core.errors import ApiError, AuthError, ExitStatus, OutputError, UsageError
-from reconciler.core.families import all_families
+from reconciler.core.errors import (
+    ApiError,
+    AuthError,
+    ExitStatus,
+    NotEntitledError,
+    OutputError,
+    UsageError,
+)
+from reconciler.core.families import DEFAULT_MANAGED, all_families, by_name
 from reconciler.core.fileio import write_atomically
 from reconciler.core.model import CurrentState
 from reconciler.engine.restore import restore_point
@@ -57,7 +64,9 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
     if args.from_journal:
         text, notes = _from_journal(args, io, accounts)
     else:
-        text, notes = render_export(_read_live(args, io, accounts), accounts)
+        live, skipped = _read_live(args, io, accounts)
+        text, notes = render_export(live, accounts)
+        notes = [*skipped, *notes]
     if args.output_file:
         try:
             write_atomically(Path(args.output_file), text)
@@ -71,18 +80,31 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
     return ExitStatus.SUCCESS
 
 
-def _read_live(args: argparse.Namespace, io: Console, accounts: list[str]) -> CurrentState:
+def _read_live(
+    args: argparse.Namespace, io: Console, accounts: list[str]
+) -> tuple[CurrentState, list[str]]:
+    """Every family of ``accounts``, and notes on the families skipped: one an account is
+    not entitled to (a 403 from a family beyond the default two) is left out, and the
+    accounts are read again without it (export is for a few accounts, by hand)."""
     io.phase = Phase.READING
+    wanted = {name: frozenset(all_families()) for name in accounts}
+    skipped: list[str] = []
     with connect(args, io) as client:
-        try:
-            return read(
-                client,
-                {name: frozenset(all_families()) for name in accounts},
-                parallelism=args.parallelism,
-                progress=io.progress,
-            )
-        except ApiError as exc:
-            raise _missing_account(exc, accounts) or exc from None
+        while True:
+            try:
+                live = read(client, wanted, parallelism=args.parallelism, progress=io.progress)
+                return live, skipped
+            except NotEntitledError as exc:
+                family = by_name(exc.family)
+                if exc.cause.status != 403 or family is None or family in DEFAULT_MANAGED:
+                    raise _missing_account(exc.cause, accounts) or exc from None
+                wanted[exc.account] = wanted[exc.account] - {family}
+                skipped.append(
+                    f'account "{exc.account}" is not entitled to {family.title} (HTTP 403 on '
+                    f"GET {exc.cause.path}): nothing of it is exported"
+                )
+            except ApiError as exc:
+                raise _missing_account(exc, accounts) or exc from None
 
 
 def _from_journal(
@@ -108,7 +130,8 @@ def _from_journal(
         f"# Rebuilt by tscallbacks from the backup of apply run {escape.text(point.run_id)}"
         f" ({escape.text(point.time)}): the registrations it found before writing.\n"
     )
-    text, notes = render_export(point.current, chosen, prune=prune, header=header)
+    manage = {a: m for a in chosen if (m := point.manage(a)) is not None}
+    text, notes = render_export(point.current, chosen, prune=prune, manage=manage, header=header)
     for account in chosen:
         if prune[account]:
             continue

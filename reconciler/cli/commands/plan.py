@@ -38,8 +38,13 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
         )
     # The warnings go with the plan too: JSON and Markdown show them, saved plans keep them.
     plan = replace(planned.plan, warnings=loaded.warnings)
+    listeners = None
+    if args.check_listeners:
+        from reconciler.cli.commands.check import check
+
+        listeners = check(args, io, loaded, chosen)
     color = args.output == "text" and io.use_color(io.stdout)
-    renderer(args.output, color=color, full_plan=args.out)(plan, io.stdout)
+    renderer(args.output, color=color, full_plan=args.out, listeners=listeners)(plan, io.stdout)
     if args.out:
         saved = make_saved_plan(
             plan,
@@ -55,6 +60,8 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
             f"Saved this plan to {args.out}. To make exactly these changes: "
             f"tscallbacks apply {args.out}\n"
         )
+    if listeners is not None and listeners.failed:
+        return ExitStatus.ERROR
     if args.detailed_exitcode and plan.has_changes:
         return ExitStatus.CHANGES
     return ExitStatus.SUCCESS
