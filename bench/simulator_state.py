@@ -27,12 +27,10 @@ import time
 from pathlib import Path
 
 from fleet import COMMAND, write_config  # bench/ is on sys.path when run as a script
+from local import SERVICES  # issue 11's fleet: every M2M service and Fota
 
-from reconciler.core import catalog
 from reconciler.thingspace.credentials import ENV_NAMES, SIMULATOR_DEFAULTS
 
-# Every service of the catalog: the 15 M2M services and Fota.
-SERVICES = tuple(catalog.services())
 LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 
 
