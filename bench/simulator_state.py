@@ -8,8 +8,11 @@ Applies ACCOUNTS x 16 services (every M2M service and Fota: 4,000 creates at the
 - ``tscallbacks apply`` against ``tscallbacks simulator serve`` with no ``--state``
   (memory only): the same requests without persistence.
 
-Prints both wall times and their ratio. It asserts nothing: it is a measurement to compare
-runs, not a test.
+- ``tscallbacks apply`` against ``tscallbacks simulator serve --state FILE``: the same
+  server as the memory-only run, persisting every write (issue 11's "with ``--state``").
+
+Prints the wall times and their ratios to the memory-only run. It asserts nothing: it is
+a measurement to compare runs, not a test.
 
     .venv/bin/python bench/simulator_state.py [--accounts 250] [--parallelism 4] [--repeat 1]
 """
@@ -27,12 +30,10 @@ import time
 from pathlib import Path
 
 from fleet import COMMAND, write_config  # bench/ is on sys.path when run as a script
+from local import SERVICES  # issue 11's fleet: every M2M service and Fota
 
-from reconciler.core import catalog
 from reconciler.thingspace.credentials import ENV_NAMES, SIMULATOR_DEFAULTS
 
-# Every service of the catalog: the 15 M2M services and Fota.
-SERVICES = tuple(catalog.services())
 LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 
 
@@ -62,10 +63,11 @@ def embedded(config: Path, parallelism: int, work: Path) -> float:
     return wall
 
 
-def served(config: Path, parallelism: int, work: Path) -> float:
-    """``apply`` against a fresh memory-only ``simulator serve``."""
+def served(config: Path, parallelism: int, work: Path, state: Path | None = None) -> float:
+    """``apply`` against a fresh ``simulator serve``: memory-only, or with ``--state``."""
+    persist = ["--state", str(state)] if state is not None else []
     server = subprocess.Popen(
-        [COMMAND, "simulator", "serve", "--port", "0"],
+        [COMMAND, "simulator", "serve", "--port", "0", *persist],
         stdout=subprocess.PIPE,
         text=True,
         env=clean_env(),
@@ -81,7 +83,8 @@ def served(config: Path, parallelism: int, work: Path) -> float:
     finally:
         server.terminate()
         server.wait(timeout=10)
-    print(f"  simulator serve    wall {wall:7.2f} s  (memory only)")
+    what = "memory only" if state is None else "--state"
+    print(f"  simulator serve    wall {wall:7.2f} s  ({what})")
     return wall
 
 
@@ -102,7 +105,9 @@ def main() -> None:
         for n in range(args.repeat):
             persisted = embedded(config, args.parallelism, Path(tmp) / f"run-{n}")
             memory = served(config, args.parallelism, Path(tmp))
+            stated = served(config, args.parallelism, Path(tmp), Path(tmp) / f"state-{n}.json")
             print(f"  ratio {persisted / memory:.2f} (--simulator / serve)")
+            print(f"  ratio {stated / memory:.2f} (serve --state / serve)")
 
 
 if __name__ == "__main__":

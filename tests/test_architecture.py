@@ -138,6 +138,7 @@ from reconciler.cli import main
 out = io.StringIO()
 code = main(sys.argv[1:], env={}, stdout=out, stderr=out)
 heavy = ["requests", "deepdiff", "urllib3", "reconciler.simulator", "reconciler.thingspace.client",
+         "jsonschema",
          "reconciler.engine.planner"]
 print(json.dumps({"code": code, "loaded": [m for m in heavy if m in sys.modules]}))
 """

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
+import threading
 import time
 from pathlib import Path
 from types import MappingProxyType
@@ -10,9 +13,17 @@ from types import MappingProxyType
 import pytest
 import yaml
 
-from reconciler.config import MAX_FILE_BYTES, LoadedConfig, load_config
+from reconciler.config import (
+    ALIAS_FACTOR,
+    MAX_FILE_BYTES,
+    MAX_NODES,
+    LoadedConfig,
+    load_config,
+    yamlpos,
+)
 from reconciler.config.loader import sort_problems
 from reconciler.config.yamlpos import parse_yaml, read_yaml_file
+from reconciler.core import catalog
 from reconciler.core.errors import ConfigError, Location, Problem
 from reconciler.core.model import Registration
 from reconciler.core.secrets import Secret
@@ -205,19 +216,98 @@ def test_deep_block_nesting_is_an_error_not_a_crash(tmp_path: Path) -> None:
 
 
 def test_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
-    # Deliberately invalid YAML: a parse would report a syntax error instead.
-    big = _write(tmp_path, "big.yaml", "[" + "x" * MAX_FILE_BYTES)
-    size = big.stat().st_size
-    start = time.perf_counter()
-    assert _errors(big) == [f"{big}:1:1: $: file is {size} bytes; the limit is 1 MiB"]
-    assert time.perf_counter() - start < 1.0
+    # Deliberately invalid YAML (a parse would report a syntax error instead), and
+    # sparse: refused by its size, before a byte of it is read.
+    big = _write(tmp_path, "big.yaml", "[")
+    with big.open("r+b") as handle:
+        handle.truncate(MAX_FILE_BYTES + 1)
+    assert _errors(big) == [
+        f"{big}:1:1: $: file is {MAX_FILE_BYTES + 1} bytes; the limit is 64 MiB"
+    ]
 
 
-def test_file_of_exactly_the_limit_is_parsed(tmp_path: Path) -> None:
+def test_a_stream_over_the_limit_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(yamlpos, "MAX_FILE_BYTES", 1024 * 1024)
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+
+    def write() -> None:
+        with contextlib.suppress(OSError):  # the reader stops early: a broken pipe
+            fifo.write_bytes(b"#" * (2 * 1024 * 1024))
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    assert _errors(fifo) == [f"{fifo}:1:1: $: file is more than 1048576 bytes; the limit is 1 MiB"]
+    writer.join(timeout=10)
+
+
+def test_file_of_exactly_the_limit_is_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limit = 1024 * 1024  # the same code at a smaller limit: 64 MiB of comment is slow to scan
+    monkeypatch.setattr(yamlpos, "MAX_FILE_BYTES", limit)
     head = "version: 1\naccounts: {}\n"
-    target = _write(tmp_path, "edge.yaml", head + "#" * (MAX_FILE_BYTES - len(head) - 1) + "\n")
-    assert target.stat().st_size == MAX_FILE_BYTES
+    target = _write(tmp_path, "edge.yaml", head + "#" * (limit - len(head) - 1) + "\n")
+    assert target.stat().st_size == limit
     assert load_config(str(target), env={}, require_env=True).desired.accounts == {}
+    with target.open("a") as handle:
+        handle.write("\n")
+    assert _errors(target) == [f"{target}:1:1: $: file is {limit + 1} bytes; the limit is 1 MiB"]
+
+
+def _fleet(accounts: int, services: list[str]) -> str:
+    lines = ["version: 1", "accounts:"]
+    for n in range(accounts):
+        lines += [f'  "0252{n:06d}-00001":', "    callbacks:"]
+        for service in services:
+            lines += [f"      {service}:", f"        url: https://hooks.example.com/{n}/{service}"]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.slow
+def test_a_five_thousand_account_fleet_loads_from_one_file(tmp_path: Path) -> None:
+    services = list(catalog.services())
+    assert len(services) >= 16
+    target = _write(tmp_path, "fleet.yaml", _fleet(5000, services))
+    assert target.stat().st_size > 4 * 1024 * 1024  # well over the old 1 MiB limit
+    accounts = load_config(str(target), env={}, require_env=True).desired.accounts
+    assert len(accounts) == 5000
+    assert sum(len(a.callbacks) for a in accounts.values()) == 5000 * len(services)
+    last = accounts["0252004999-00001"].callbacks[services[-1]]
+    assert last.url == f"https://hooks.example.com/4999/{services[-1]}"
+
+
+def test_a_shared_callbacks_map_merged_into_a_large_fleet_loads(tmp_path: Path) -> None:
+    # Aliases add far more than MAX_NODES values here, but fewer than ALIAS_FACTOR x
+    # what the file writes: sharing one map across a fleet is honest, not a bomb.
+    services = list(catalog.services())
+    lines = ["version: 1", "shared: &shared"]
+    lines += [f"  {s}: {{url: 'https://h.example.com/{s}', username: u}}" for s in services[:15]]
+    lines.append("accounts:")
+    for n in range(3000):
+        lines += [f'  "A-{n}":', "    callbacks:", "      <<: *shared"]
+    parsed = parse_yaml("\n".join(lines) + "\n", path="shared.yaml")
+    assert parsed.problems == ()
+    assert parsed.doc is not None
+    assert len(parsed.doc.data["accounts"]["A-2999"]["callbacks"]) == 15
+    assert MAX_NODES < 3000 * 15 * 3  # the floor alone would have refused it
+
+
+def test_an_alias_bomb_inside_a_large_file_is_still_refused_in_one_line(tmp_path: Path) -> None:
+    # A big honest part raises the budget to ALIAS_FACTOR x its nodes; the bomb exceeds it.
+    bomb = ['lol: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level, name in enumerate("bcdefghij"):
+        refs = ", ".join([f"*{'abcdefghij'[level]}"] * 9)
+        bomb.append(f"{name}: &{name} [{refs}]")
+    text = _fleet(2000, ["DeviceUsage", "QoS"]) + "\n".join(bomb) + "\n"
+    lines = _errors(_write(tmp_path, "bomb.yaml", text))
+    assert len(lines) == 1
+    budget = int(lines[0].split("more than ")[1].split()[0])
+    assert budget > MAX_NODES  # scaled with the file ...
+    assert budget <= ALIAS_FACTOR * (2000 * 12 + 200)  # ... by its own nodes only
+    assert lines[0].endswith(" values; refusing to expand (alias bomb?)")
 
 
 def test_not_utf8(tmp_path: Path) -> None:
@@ -395,11 +485,23 @@ def test_only_alias_expansion_counts_towards_the_limit() -> None:
     assert parsed.problems == ()
     assert parsed.doc is not None and len(parsed.doc.data["items"]) == 200
     aliased = "a: &a [1, 2, 3, 4, 5, 6, 7, 8, 9]\nb: [*a, *a, *a, *a, *a, *a]\n"
-    assert parse_yaml(aliased, path="f.yaml", max_nodes=60).problems == ()
-    refused = parse_yaml(aliased, path="f.yaml", max_nodes=59)
+    assert parse_yaml(aliased, path="f.yaml", max_nodes=60, alias_factor=1).problems == ()
+    refused = parse_yaml(aliased, path="f.yaml", max_nodes=59, alias_factor=1)
     assert refused.doc is None
     assert [p.message for p in refused.problems] == [
         "aliases expand to more than 59 values; refusing to expand (alias bomb?)"
+    ]
+
+
+def test_the_alias_budget_scales_with_the_nodes_the_file_writes() -> None:
+    # 14 nodes written (the root, keys a and b, two lists, 9 numbers: an alias is the
+    # node it names); the aliases add 6 x 10 = 60 values: over a floor of 10, within
+    # 5 x 14, not within 4 x 14.
+    aliased = "a: &a [1, 2, 3, 4, 5, 6, 7, 8, 9]\nb: [*a, *a, *a, *a, *a, *a]\n"
+    assert parse_yaml(aliased, path="f.yaml", max_nodes=10, alias_factor=5).problems == ()
+    refused = parse_yaml(aliased, path="f.yaml", max_nodes=10, alias_factor=4)
+    assert [p.message for p in refused.problems] == [
+        "aliases expand to more than 56 values; refusing to expand (alias bomb?)"
     ]
 
 

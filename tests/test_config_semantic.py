@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reconciler.config import load_config
 from reconciler.config.semantic import (
@@ -14,7 +16,7 @@ from reconciler.config.semantic import (
     parse_credential,
     resolve_credential,
 )
-from reconciler.config.urls import ALLOWED_PORTS, check_url
+from reconciler.config.urls import ALLOWED_PORTS, check_url, full_check
 from reconciler.config.yamlpos import YamlDoc, parse_yaml
 from reconciler.core.errors import ConfigError, Problem
 
@@ -436,3 +438,35 @@ def test_resolved_secrets_are_wrapped(tmp_path: Path) -> None:
     assert registration.password.reveal() == resolved
     assert resolved not in repr(loaded)
     assert loaded.desired.secrets() == [resolved]
+
+
+URL_PARTS = st.sampled_from(
+    [
+        "https://", "http://", "HTTPS://", "hooks", ".", "-", "example", "com", "localhost",
+        "10.0.0.1", "127.1", "xn--", "internal", "a" * 64, ":", "443", "8080", "0", "/",
+        "/x", "?q", "#f", "%", "%41", "@", "~", "_", "Z", "[::1]", "{", " ", "\u00e9",
+    ]
+)  # fmt: skip
+
+
+@settings(max_examples=600, deadline=None, derandomize=True, database=None)
+@given(st.lists(URL_PARTS, min_size=1, max_size=8).map("".join))
+def test_the_quick_url_route_agrees_with_the_full_one(url: str) -> None:
+    assert check_url(url) == full_check(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.com",
+        "https://hooks.example.com:9001/x/y",
+        "https://hooks.example.com:8080/x",
+        "https://localhost/x",
+        "https://.../x",
+        "https://10.0.0.1:443/",
+        "https://-bad-.com/",
+        "https://hooks.example.com:/x",
+    ],
+)
+def test_quick_route_examples(url: str) -> None:
+    assert check_url(url) == full_check(url)

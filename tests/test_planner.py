@@ -5,7 +5,7 @@ import pytest
 from reconciler.core.families import FOTA, M2M, all_families
 from reconciler.core.model import Key, Registration
 from reconciler.engine.plan import Action
-from reconciler.engine.planner import families_to_read, make_plan
+from reconciler.engine.planner import _views, families_to_read, make_plan
 from tests.helpers import current, desired, reg
 
 A = "0252012345-00001"
@@ -168,3 +168,32 @@ def test_families_to_read() -> None:
         "b": frozenset({M2M}),
         "c": frozenset(),
     }
+
+
+def test_unchanged_registrations_never_reach_deepdiff() -> None:
+    """A no-op plan of a large fleet compares fields directly; deepdiff (and its import)
+    is only for what differs. Same URL, username and password; a password the API does
+    not return; a literal password against the same one: no change, nothing diffed."""
+    want = {
+        f"A-{n}": {
+            "DeviceUsage": reg(U1, "user", "pw"),
+            "QoS": reg(U2, None, "hidden"),
+            "Fota": reg(U1),
+        }
+        for n in range(50)
+    }
+    have = {
+        f"A-{n}": {
+            "DeviceUsage": reg(U1, "user", "pw"),
+            "QoS": reg(U2, known=False),
+            "Fota": reg(U1),
+        }
+        for n in range(50)
+    }
+    assert _views(desired(want), current(have)) == ({}, {})
+    assert not make_plan(desired(want), current(have)).has_changes
+    have["A-7"]["DeviceUsage"] = reg(U1, "user", "other")
+    before, after = _views(desired(want), current(have))
+    assert set(before) == set(after) == {"A-7"}
+    assert set(before["A-7"]) == set(after["A-7"]) == {"DeviceUsage"}
+    assert before["A-7"]["DeviceUsage"]["password"] != after["A-7"]["DeviceUsage"]["password"]

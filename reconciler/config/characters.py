@@ -29,24 +29,33 @@ def check_characters(doc: YamlDoc) -> list[Problem]:
 
 
 def _walk(doc: YamlDoc, value: Any, path: JsonPath, problems: list[Problem]) -> None:
+    # Paths are built only for containers and findings: a large file has tens of
+    # thousands of plain ASCII strings, and each is cleared by one cheap test.
     if isinstance(value, dict):
         for key, item in value.items():
-            item_path = (*path, key)
-            if isinstance(key, str):
+            if isinstance(key, str) and not _plain(key):
                 message = _message(_key_words(path), key, secret=False)
                 if message is not None:
+                    item_path = (*path, key)
                     where = doc.key_at(item_path)
                     problems.append(Problem(where, format_json_path(item_path), message))
-            _walk(doc, item, item_path, problems)
+            if isinstance(item, (dict, list)) or (isinstance(item, str) and not _plain(item)):
+                _walk(doc, item, (*path, key), problems)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _walk(doc, item, (*path, index), problems)
+            if isinstance(item, (dict, list)) or (isinstance(item, str) and not _plain(item)):
+                _walk(doc, item, (*path, index), problems)
     elif isinstance(value, str):
         name = path[-1] if path and isinstance(path[-1], str) else "value"
         in_headers = len(path) > 1 and path[-2] == HTTP_HEADERS  # every value a secret
         message = _message(name, value, secret=name in _SECRET_FIELDS or in_headers)
         if message is not None:
             problems.append(Problem(doc.value_at(path), format_json_path(path), message))
+
+
+def _plain(text: str) -> bool:
+    """Printable ASCII: nothing :func:`escape.unsafe_char` refuses (its own first test)."""
+    return text.isascii() and text.isprintable()
 
 
 def _key_words(parent: JsonPath) -> str:

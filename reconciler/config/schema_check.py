@@ -4,6 +4,10 @@ The schema (``schemas/callbacks.schema.json``) is the single source of truth for
 shape of a configuration; this module only translates jsonschema's errors into
 messages that point at the exact key or value. jsonschema's own messages embed the
 offending value, so they are never used: a password must not end up in an error.
+
+A document is first checked by the schema compiled into Python (:mod:`schema_fast`);
+jsonschema, slower and imported only then, runs only on a document that fails it, to
+find and locate every violation.
 """
 
 from __future__ import annotations
@@ -13,9 +17,8 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]
-
 from reconciler.config.characters import character_problem
+from reconciler.config.schema_fast import Check, SchemaCompiler
 from reconciler.config.yamlpos import JsonPath, YamlDoc, format_json_path
 from reconciler.core import catalog
 from reconciler.core.errors import Location, Problem
@@ -25,17 +28,37 @@ _SECRET_FIELDS = frozenset({"username", "password"})
 
 
 _compiled: list[tuple[Any, Any]] = []  # (schema, its validator): rebuilt if the schema changes
+_fast: list[tuple[Any, Check]] = []  # (schema, its compiled check), the same way
 
 
 def _validator() -> Any:
+    import jsonschema  # type: ignore[import-untyped]  # only ever needed for an invalid file
+
     current = catalog.schema()
     if not _compiled or _compiled[0][0] is not current:
         _compiled[:] = [(current, jsonschema.Draft202012Validator(dict(current)))]
     return _compiled[0][1]
 
 
+def _fallback(subschema: Any) -> Check:
+    """jsonschema's answer for a subschema the compiler leaves to it."""
+    check: Check = _validator().evolve(schema=subschema).is_valid
+    return check
+
+
+def is_valid(data: Any) -> bool:
+    """Whether ``data`` satisfies the schema (the compiled check; no messages)."""
+    current = catalog.schema()
+    if not _fast or _fast[0][0] is not current:
+        root = dict(current)
+        _fast[:] = [(current, SchemaCompiler(root, _fallback).compile(root))]
+    return _fast[0][1](data)
+
+
 def check_schema(doc: YamlDoc) -> list[Problem]:
     """Every schema violation in ``doc``, in the order jsonschema finds them."""
+    if is_valid(doc.data):
+        return []
     problems: list[Problem] = []
     seen: set[tuple[str, str]] = set()
     for error in _validator().iter_errors(doc.data):

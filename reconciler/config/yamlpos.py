@@ -12,10 +12,12 @@ other than what it reads as, and some of them crash PyYAML's constructors.
 from __future__ import annotations
 
 import ast
+import gc
+import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, cast
 
 import yaml
@@ -25,8 +27,14 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from reconciler.core import escape
 from reconciler.core.errors import Location, Problem
 
-MAX_FILE_BYTES = 1024 * 1024
-MAX_NODES = 20_000  # values an alias may expand to, counted over the whole file
+# The limits guard against expansion, not honest size: a 5,000-account file is 7 MB.
+MAX_FILE_BYTES = 64 * 1024 * 1024
+# Values aliases may add (re-visits of a node already walked), over the whole file: at
+# least MAX_NODES, and up to ALIAS_FACTOR times the nodes written in the file, so one
+# shared callbacks map merged into every account of a large fleet is fine while a
+# billion-laughs file (a few dozen nodes that expand exponentially) is refused at once.
+MAX_NODES = 20_000
+ALIAS_FACTOR = 16
 # PyYAML's scanner is quadratic in flow-collection depth, so refuse deep [ / { nesting
 # before it starts; real configurations nest a handful of levels.
 MAX_FLOW_DEPTH = 100
@@ -42,6 +50,10 @@ _resolve = cast(
     Callable[[type[Node], str, tuple[bool, bool]], str], yaml.resolver.Resolver().resolve
 )
 _COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
+# First characters of a plain scalar that some implicit resolver looks at (int, bool, null,
+# ...): a plain scalar starting with any other character resolves to a string.
+_IMPLICIT_FIRST = frozenset(yaml.resolver.Resolver.yaml_implicit_resolvers)
+_QUOTED_STYLES = frozenset("'\"|>")
 _REPR_STRING = re.compile(r"'(?:[^'\\]|\\.)*'")  # a Python repr of a string
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -73,6 +85,31 @@ def format_json_path(path: JsonPath) -> str:
             escaped = escape.text(segment).replace("'", "\\'")
             out.append(f"['{escaped}']")
     return "".join(out)
+
+
+class _Marks(Mapping[JsonPath, Location]):
+    """Positions by JSON path, kept as PyYAML's marks and made Locations when asked:
+    a large file has tens of thousands of them and only a few are ever looked up."""
+
+    def __init__(self, path: str, marks: dict[JsonPath, yaml.Mark]) -> None:
+        self._path = path
+        self._marks = marks
+
+    def __getitem__(self, key: JsonPath) -> Location:
+        return _location(self._path, self._marks[key])
+
+    def get(self, key: JsonPath, default: Any = None) -> Any:
+        mark = self._marks.get(key)
+        return default if mark is None else _location(self._path, mark)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._marks
+
+    def __iter__(self) -> Iterator[JsonPath]:
+        return iter(self._marks)
+
+    def __len__(self) -> int:
+        return len(self._marks)
 
 
 @dataclass(frozen=True)
@@ -124,13 +161,16 @@ class _Abort(Exception):
 
 def read_yaml_file(path: str) -> ParseResult:
     """Read and parse one file, refusing files over :data:`MAX_FILE_BYTES` unparsed."""
+    limit = MAX_FILE_BYTES
+    too_big = f"the limit is {limit // (1024 * 1024)} MiB"
     try:
         with open(path, "rb") as handle:
-            raw = handle.read(MAX_FILE_BYTES + 1)
-            if len(raw) > MAX_FILE_BYTES:
-                handle.seek(0, 2)
-                size = handle.tell()
-                return _fail(path, f"file is {size} bytes; the limit is 1 MiB")
+            size = os.fstat(handle.fileno()).st_size
+            if size > limit:  # a regular file: refused before a byte is read
+                return _fail(path, f"file is {size} bytes; {too_big}")
+            raw = handle.read(limit + 1)
+            if len(raw) > limit:  # a pipe or device, or a file that grew
+                return _fail(path, f"file is more than {limit} bytes; {too_big}")
     except OSError as exc:
         return _fail(path, f"cannot read configuration: {exc.strerror or exc}")
     try:
@@ -140,7 +180,9 @@ def read_yaml_file(path: str) -> ParseResult:
     return parse_yaml(text, path=path)
 
 
-def parse_yaml(text: str, *, path: str, max_nodes: int = MAX_NODES) -> ParseResult:
+def parse_yaml(
+    text: str, *, path: str, max_nodes: int = MAX_NODES, alias_factor: int = ALIAS_FACTOR
+) -> ParseResult:
     """Parse one YAML document into plain data with marks; every problem is returned."""
     too_deep = _flow_too_deep(text)
     if too_deep is not None:
@@ -162,9 +204,10 @@ def parse_yaml(text: str, *, path: str, max_nodes: int = MAX_NODES) -> ParseResu
         return _fail(path, "the YAML is nested too deeply")
     if root is None:
         return _fail(path, "the file is empty; expected a mapping with version and accounts")
-    walker = _Walker(path, max_nodes)
+    walker = _Walker(path, root, max_nodes, alias_factor)
     try:
-        data = walker.value(root, ())
+        with _no_gc():
+            data = walker.value(root, ())
     except _Abort as stop:
         return ParseResult(None, (stop.problem,))
     except RecursionError:
@@ -172,8 +215,8 @@ def parse_yaml(text: str, *, path: str, max_nodes: int = MAX_NODES) -> ParseResu
     doc = YamlDoc(
         path=path,
         data=data,
-        value_marks=MappingProxyType(walker.value_marks),
-        key_marks=MappingProxyType(walker.key_marks),
+        value_marks=_Marks(path, walker.value_marks),
+        key_marks=_Marks(path, walker.key_marks),
         coerced_keys=frozenset(walker.coerced_keys),
         refused_values=frozenset(walker.refused_values),
     )
@@ -189,10 +232,24 @@ def _compose(text: str) -> yaml.Node | None:
     fast = getattr(yaml, "CSafeLoader", None)
     if fast is not None:
         try:
-            return yaml.compose(text, Loader=fast)
+            with _no_gc():
+                return yaml.compose(text, Loader=fast)
         except (yaml.YAMLError, RecursionError):
             pass
     return yaml.compose(text, Loader=yaml.SafeLoader)
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """The cycle collector paused while a graph of acyclic nodes is built: tens of
+    thousands of new objects would trigger full collections that find nothing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _yaml_message(exc: yaml.MarkedYAMLError) -> str:
@@ -270,13 +327,16 @@ def _line_col(text: str, position: int) -> tuple[int, int]:
 class _Walker:
     """Turns a node graph into plain values, recording marks and structural problems."""
 
-    def __init__(self, path: str, max_nodes: int) -> None:
+    def __init__(self, path: str, root: Node, max_nodes: int, alias_factor: int) -> None:
         self.path = path
-        self.max_nodes = max_nodes
+        self._root = root
+        self.max_nodes = max_nodes  # the alias budget: grows once to the scaled one
+        self._alias_factor = alias_factor
+        self._scaled = False
         self.expanded = 0
         self._visited: set[int] = set()
-        self.value_marks: dict[JsonPath, Location] = {}
-        self.key_marks: dict[JsonPath, Location] = {}
+        self.value_marks: dict[JsonPath, yaml.Mark] = {}
+        self.key_marks: dict[JsonPath, yaml.Mark] = {}
         self.problems: list[Problem] = []
         self.coerced_keys: set[JsonPath] = set()
         self.refused_values: set[JsonPath] = set()
@@ -285,14 +345,15 @@ class _Walker:
         self._open: set[int] = set()
         self._constructor = SafeConstructor()
 
-    def value(self, node: Node, path: JsonPath, *, at: Location | None = None) -> Any:
+    def value(self, node: Node, path: JsonPath, *, at: yaml.Mark | None = None) -> Any:
         # Only re-visits through aliases count: first visits are bounded by the file
         # size, and a large plain file must not trip the alias-bomb guard.
-        if id(node) in self._visited:
+        key = id(node)
+        if key in self._visited:
             self.expanded += 1
         else:
-            self._visited.add(id(node))
-        if self.expanded > self.max_nodes:
+            self._visited.add(key)
+        if self.expanded > self.max_nodes and not self._scale_budget():
             raise _Abort(
                 Problem(
                     self._loc(node),
@@ -301,8 +362,10 @@ class _Walker:
                     "refusing to expand (alias bomb?)",
                 )
             )
-        self.value_marks[path] = at or self._loc(node)
+        self.value_marks[path] = at or node.start_mark
         if isinstance(node, ScalarNode):
+            if node.tag == _STR_TAG and (node.style in _QUOTED_STYLES or _plain_str(node.value)):
+                return node.value  # what SafeConstructor makes of it, without its overhead
             return self._scalar(node, path)
         if id(node) in self._open:
             raise _Abort(
@@ -319,6 +382,16 @@ class _Walker:
         finally:
             self._open.discard(id(node))
         raise _Abort(Problem(self._loc(node), format_json_path(path), "unsupported YAML node"))
+
+    def _scale_budget(self) -> bool:
+        """Raise the alias budget to ``alias_factor`` x the file's own nodes, once, when
+        the floor is first exceeded (files without many aliases never count); True if
+        that leaves room."""
+        if self._scaled:
+            return False
+        self._scaled = True
+        self.max_nodes = max(self.max_nodes, self._alias_factor * _count_nodes(self._root))
+        return self.expanded <= self.max_nodes
 
     def _scalar(self, node: ScalarNode, path: JsonPath) -> Any:
         tag = _explicit_tag(node)
@@ -359,7 +432,7 @@ class _Walker:
             key = self._key(key_node, path)
             if key is None:
                 continue
-            key_loc = self._loc(key_node)
+            key_mark = key_node.start_mark
             if key in first_line:
                 self._report(
                     key_node,
@@ -367,13 +440,14 @@ class _Walker:
                     f"duplicate key '{key}' (first defined at line {first_line[key]})",
                 )
                 continue
-            first_line[key] = key_loc.line
-            self.key_marks[(*path, key)] = key_loc
+            first_line[key] = key_mark.line + 1
+            key_path = (*path, key)
+            self.key_marks[key_path] = key_mark
             # An empty value's own mark points at whatever follows; its key is clearer.
-            at = key_loc if _is_empty_scalar(value_node) else None
-            explicit[key] = self.value(value_node, (*path, key), at=at)
+            at = key_mark if _is_empty_scalar(value_node) else None
+            explicit[key] = self.value(value_node, key_path, at=at)
         if merges:
-            self.value_marks[path] = self._loc(node)
+            self.value_marks[path] = node.start_mark
         return {**merged, **explicit}
 
     def _key(self, node: Node, path: JsonPath) -> str | None:
@@ -383,6 +457,8 @@ class _Walker:
             self._report(node, path, f"keys must be strings, not {kind}")
             return None
         raw = str(node.value)
+        if node.tag == _STR_TAG and (node.style in _QUOTED_STYLES or _plain_str(raw)):
+            return raw
         tag = _explicit_tag(node)
         if tag is not None:
             self._report(node, (*path, raw), _explicit_tag_message(tag))
@@ -413,6 +489,32 @@ class _Walker:
 
     def _loc(self, node: Node) -> Location:
         return _location(self.path, node.start_mark)
+
+
+def _count_nodes(root: Node) -> int:
+    """How many distinct nodes the graph has: what the file itself writes out."""
+    seen = {id(root)}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ScalarNode):
+            continue
+        children = (
+            [n for pair in node.value for n in pair]
+            if isinstance(node, MappingNode)
+            else list(node.value)
+        )
+        for child in children:
+            if id(child) not in seen:
+                seen.add(id(child))
+                stack.append(child)
+    return len(seen)
+
+
+def _plain_str(text: str) -> bool:
+    """Whether a plain scalar reads as a string for certain, without trying every
+    implicit resolver (most text starts with a letter no resolver looks at)."""
+    return bool(text) and text[0] not in _IMPLICIT_FIRST
 
 
 def _explicit_tag(node: ScalarNode) -> str | None:

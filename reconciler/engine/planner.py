@@ -15,8 +15,6 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-from deepdiff import DeepDiff
-
 from reconciler.core import catalog
 from reconciler.core.families import DEFAULT_MANAGED, HTTP_HEADERS, FamilySpec, all_families
 from reconciler.core.model import CurrentState, DesiredAccount, DesiredState, Key, Registration
@@ -142,34 +140,54 @@ def reading_lines(
     return tuple(lines)
 
 
+def _same(have: Registration, want: Registration) -> bool:
+    """Whether the two are equal in the comparable shape, without building it: a
+    password or headers count only when the API returned them (as in :func:`_comparable`)."""
+    if have.url != want.url or have.username != want.username:
+        return False
+    if have.password_known and have.password != want.password:
+        return False
+    if not have.headers_known or not (have.headers or want.headers):
+        return True
+    return _headers_digest(have) == _headers_digest(want)
+
+
 def _views(desired: DesiredState, current: CurrentState) -> tuple[Comparable, Comparable]:
     """(what is, what should be) in one comparable shape. Without prune, undeclared remote
     services are left out of both (they are not ours to change); a password the API did
-    not return is left out of the comparison."""
+    not return is left out of the comparison. Most registrations are unchanged: only
+    the ones that differ are put in it, for deepdiff."""
     before: Comparable = {}
     after: Comparable = {}
     for account, declared in desired.accounts.items():
         remote = current.accounts.get(account, {})
-        have = {
-            service: _comparable(
-                reg, compare_password=reg.password_known, compare_headers=reg.headers_known
-            )
-            for service, reg in remote.items()
-            if declared.prune or service in declared.callbacks
-        }
-        want = {
-            service: _comparable(
-                reg,
-                compare_password=service not in remote or remote[service].password_known,
-                compare_headers=service not in remote or remote[service].headers_known,
-            )
-            for service, reg in declared.callbacks.items()
-        }
-        # Most registrations are unchanged: hand deepdiff only the ones that differ.
-        differing = {s for s in have.keys() | want.keys() if have.get(s) != want.get(s)}
+        wanted = declared.callbacks
+        differing = [
+            service
+            for service, reg in wanted.items()
+            if service not in remote or not _same(remote[service], reg)
+        ]
+        if declared.prune:
+            differing += [service for service in remote if service not in wanted]
         if differing:
-            before[account] = {s: have[s] for s in differing if s in have}
-            after[account] = {s: want[s] for s in differing if s in want}
+            before[account] = {
+                s: _comparable(
+                    remote[s],
+                    compare_password=remote[s].password_known,
+                    compare_headers=remote[s].headers_known,
+                )
+                for s in differing
+                if s in remote
+            }
+            after[account] = {
+                s: _comparable(
+                    wanted[s],
+                    compare_password=s not in remote or remote[s].password_known,
+                    compare_headers=s not in remote or remote[s].headers_known,
+                )
+                for s in differing
+                if s in wanted
+            }
     return before, after
 
 
@@ -183,6 +201,8 @@ def _differences(
     updated: dict[Key, set[str]] = defaultdict(set)
     if not before and not after:
         return created, deleted, updated
+    from deepdiff import DeepDiff  # imported only when something differs
+
     # threshold_to_diff_deeper=0: always report per service and field, never a whole
     # account as one changed value (deepdiff's default does that when few keys match).
     tree = DeepDiff(before, after, view="tree", threshold_to_diff_deeper=0)

@@ -120,6 +120,9 @@ class _HttpHandler(BaseHTTPRequestHandler):
     # Headers and body go out in separate writes; with Nagle's algorithm on, the
     # client's delayed ACK stalls every keep-alive response by tens of milliseconds.
     disable_nagle_algorithm = True
+    # Buffered: a response's header lines and body leave in one system call, when
+    # handle_one_request() flushes after the handler (unbuffered, each is a write).
+    wbufsize = -1
 
     def _dispatch(self) -> None:
         server = cast(_Server, self.server)
