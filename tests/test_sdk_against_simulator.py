@@ -6,14 +6,18 @@ real HTTP, keeping its path (``https://thingspace.verizon.com/api/loc/v1`` becom
 ``http://127.0.0.1:PORT/api/loc/v1``); the SDK fetches its own OAuth token and logs in
 with its own session controller. Then, for each of the seven callback families: list
 (empty), register, list, update (where the family has one), deregister, list (empty),
-each answer read through the SDK's models.
+each answer read through the SDK's models. Each test runs twice: against ``tscallbacks
+simulator serve`` in its own process (as issue 10 asks), and against the in-process server.
 """
 
 from __future__ import annotations
 
 import importlib
 import re
+import signal
+import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +26,8 @@ import pytest
 
 from reconciler.simulator import Simulator, SimulatorConfig, SimulatorCredentials
 from reconciler.simulator.families import SHARED_SECRET_HEADER
+from tests.e2e_support import COMMAND, base_env
+from tests.test_journal_e2e import LISTENING
 
 try:
     sdk: Any = importlib.import_module("verizon.verizon_client")
@@ -38,10 +44,38 @@ CREDS = SimulatorCredentials("sdk-client", client_secret="sdk-secret", username=
 ACCOUNT = "0252012345-00001"
 
 
-@pytest.fixture
-def base_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+@contextmanager
+def _served() -> Iterator[str]:
+    """``tscallbacks simulator serve`` in its own process, taking the SDK's credentials."""
+    env = base_env(
+        THINGSPACE_CLIENT_ID=CREDS.client_id,
+        THINGSPACE_CLIENT_SECRET=CREDS.client_secret,
+        THINGSPACE_USERNAME=CREDS.username,
+        THINGSPACE_PASSWORD=CREDS.password,
+    )
+    proc = subprocess.Popen(
+        [str(COMMAND), "simulator", "serve", "--port", "0"],
+        stdout=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        match = LISTENING.match(proc.stdout.readline())
+        assert match, "the simulator did not start"
+        yield match.group(1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+@contextmanager
+def _in_process() -> Iterator[str]:
     with Simulator(SimulatorConfig(credentials=CREDS)) as simulator:
-        url = simulator.start()
+        yield simulator.start()
+
+
+@pytest.fixture(params=["simulator serve", "in-process"])
+def base_url(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with _served() if request.param == "simulator serve" else _in_process() as url:
         production = configuration.Environment.PRODUCTION
         servers = configuration.Configuration.environments[production]
         local = {server: url + urlsplit(uri).path for server, uri in servers.items()}

@@ -2,8 +2,7 @@
 simulator's secrets are known) against the simulator over real HTTP on 127.0.0.1.
 
 The simulator answers Device Location and Diagnostics registrations with a shared
-secret in ``X-Callback-Shared-Secret``. Until the family table has those families, test
-entries shaped like them stand in (the simulator serves their paths either way).
+secret in ``X-Callback-Shared-Secret`` (the family table's ``shared_secret_header``).
 
 Every secret the simulator issues is made known here (its generator is replaced), so
 each test can look for every one of them in every output stream and every file written,
@@ -24,8 +23,7 @@ from typing import Any
 import pytest
 
 from reconciler import cli
-from reconciler.core import catalog, families
-from reconciler.core.families import FamilySpec, ListShape, body, query
+from reconciler.core import families
 from reconciler.engine.shared_secrets import SecretsDir
 from reconciler.simulator import Simulator, SimulatorConfig
 from reconciler.simulator import callbacks as sim_callbacks
@@ -35,47 +33,9 @@ from tests.e2e_support import base_env
 pytestmark = pytest.mark.e2e
 
 ACCOUNT = "0252012345-00001"
+# The header the table names for Device Location (and the simulator sends).
+HEADER = families.LOCATION.shared_secret_header
 HOSTILE = "x.."  # dots in an account name never reach the file system as such
-# The simulator's header (reconciler/simulator/families.py SHARED_SECRET_HEADER).
-HEADER = "X-Callback-Shared-Secret"
-
-# Shaped like Device Location and Diagnostics (thingspace-families.md §2, §3).
-LOCATION = FamilySpec(
-    name="test-location",
-    title="Device Location (test entry)",
-    base="/api/loc/v1/callbacks",
-    content_type="*/*",
-    empty_bodies=frozenset({b""}),
-    item_account=(),
-    item_service=("name",),
-    shared_secret_header=HEADER,
-)
-DIAGNOSTICS = FamilySpec(
-    name="test-diagnostics",
-    title="Device Diagnostics (test entry)",
-    base="/api/diagnostics/v1/callbacks",
-    list_account=query("accountName"),
-    register_account=body("accountName"),
-    delete_service=query("serviceName"),
-    service_field="serviceName",
-    url_field="endpoint",
-    content_type="*/*",
-    list_shape=ListShape.EITHER,
-    empty_bodies=frozenset({b""}),
-    shared_secret_header=HEADER,
-)
-
-
-@pytest.fixture(autouse=True)
-def secret_families() -> Iterator[None]:
-    if families.by_name("location") and families.by_name("diagnostics"):
-        yield  # the table's own entries
-        return
-    with (
-        catalog.extra_services(LOCATION, ["Location", "DeviceLocation"]),
-        catalog.extra_services(DIAGNOSTICS, ["Diagnostics"]),
-    ):
-        yield
 
 
 @pytest.fixture

@@ -4,9 +4,6 @@ process against ``tscallbacks simulator serve`` over HTTP (issue 10, acceptance 
 A secret the simulator issues for Device Location (``Location``, ``DeviceLocation``) and
 Diagnostics ends up in its file under ``--secrets-dir`` (0600) and in no output stream,
 plan, journal or export; without ``--secrets-dir`` apply refuses before any write.
-
-These run once the family table has the ``location`` and ``diagnostics`` entries; the
-same paths are covered in-process by test_shared_secrets_apply.py until then.
 """
 
 from __future__ import annotations
@@ -20,17 +17,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from reconciler.core import families
 from tests.e2e_support import Result, base_env, run
 from tests.test_journal_e2e import Served
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        families.by_name("location") is None or families.by_name("diagnostics") is None,
-        reason="the family table has no Device Location / Diagnostics entries yet",
-    ),
-]
+pytestmark = pytest.mark.e2e
 
 ACCOUNT = "0252012345-00001"
 ISSUED = re.compile(r"[0-9a-f]{64}\n")  # the simulator's secrets: token_hex(32)
