@@ -163,8 +163,9 @@ def test_a_wait_past_the_deadline_stops_the_run_before_sending(
         sleep=clock.sleep,
         clock=clock,
     )
-    with pytest.raises(RunStopped, match="rate limit"):
+    with pytest.raises(RunStopped, match="rate limit") as stopped:
         client.listing(ACCOUNT, M2M)  # token now, login at 10 s, the listing at 20 s
+    assert "for the rate limit would pass the run's deadline of 15 s" in str(stopped.value)
     assert len(requests_mock.request_history) == 2
 
 

@@ -63,16 +63,17 @@ class RunGuard:
             assert self._tripped is not None
             raise RunStopped(self._tripped)
 
-    def check_wait(self, delay: float, what: str) -> None:
-        """Before waiting ``delay`` seconds to retry ``what``: raise RunStopped when the
-        wait would end past the deadline (better to stop now than to sleep for nothing)."""
+    def check_wait(self, delay: float, what: str, purpose: str = "to retry") -> None:
+        """Before waiting ``delay`` seconds (``purpose``: to retry, for the rate limit) for
+        ``what``: raise RunStopped when the wait would end past the deadline (better to
+        stop now than to sleep for nothing)."""
         left = self.check()
         if left is not None and delay >= left:
             with self._lock:
                 if self._tripped is None:
                     self._last_failure = what
                     self._trip(
-                        f"waiting {seconds(round(delay, 1))} to retry would pass the run's "
+                        f"waiting {seconds(round(delay, 1))} {purpose} would pass the run's "
                         f"deadline of {seconds(self._deadline or 0)}"
                     )
                 raise RunStopped(self._tripped)

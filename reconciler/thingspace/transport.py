@@ -246,7 +246,9 @@ class Wire:
             return
         wait = self._limiter.reserve()
         if wait > 0:
-            self.guard.check_wait(wait, f"{method} {path}: waiting for the rate limit")
+            self.guard.check_wait(
+                wait, f"{method} {path}: waiting for the rate limit", "for the rate limit"
+            )
             self._sleep(wait)
 
     def _request(
