@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,12 +59,30 @@ def connect(args: argparse.Namespace, io: Console) -> Iterator[ThingSpaceClient]
         with (
             embedded_simulator(env=io.env) as (endpoint, credentials),
             _client(io, endpoint, credentials, options) as client,
+            long_lived(),
         ):
             yield client
         return
     credentials = Credentials.from_env(io.env)
-    with _client(io, endpoint, credentials, options) as client:
+    with _client(io, endpoint, credentials, options) as client, long_lived():
         yield client
+
+
+@contextmanager
+def long_lived() -> Iterator[None]:
+    """What exists when the requests start (the configuration, the embedded simulator's
+    store) lives until the run ends: the cycle collector stops walking it again on every
+    full collection that the answers' short-lived objects set off (``gc.freeze``; about
+    0.15 s of CPU in a 16,000-registration plan). Undone at the end; left alone when a
+    caller has frozen objects of its own."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 @contextmanager
