@@ -46,3 +46,14 @@ def test_a_callers_frozen_objects_stay_frozen() -> None:
     with long_lived():
         pass
     assert gc.get_freeze_count() == frozen
+
+
+def test_the_embedded_simulator_is_read_by_one_worker() -> None:
+    from reconciler.cli.connection import readers
+    from reconciler.cli.parser import build_parser
+
+    parser = build_parser()
+    assert readers(parser.parse_args(["plan", "--simulator", "--parallelism", "16"])) == 1
+    assert readers(parser.parse_args(["plan", "--parallelism", "16"])) == 16
+    assert readers(parser.parse_args(["export", "--simulator"])) == 1
+    assert readers(parser.parse_args(["apply", "--parallelism", "8"])) == 8
