@@ -81,7 +81,7 @@ def long_lived() -> Iterator[None]:
     """What exists when the requests start (the configuration, the embedded simulator's
     store) lives until the run ends: the cycle collector stops walking it again on every
     full collection that the answers' short-lived objects set off (``gc.freeze``; about
-    0.15 s of CPU in a 16,000-registration plan). Undone at the end; left alone when a
+    0.1 s of CPU in a 16,000-registration plan). Undone at the end; left alone when a
     caller has frozen objects of its own."""
     if gc.get_freeze_count():
         yield

@@ -59,7 +59,6 @@ def read_current(
 
 
 _Job = tuple[str, FamilySpec]
-_Outcome = tuple[_Job, dict[str, Registration] | None, BaseException | None]
 
 
 def _read_all(
