@@ -431,6 +431,19 @@ def test_directory_merges_files_in_sorted_order(tmp_path: Path) -> None:
     )
 
 
+def test_url_marks_point_at_each_url_in_its_file(tmp_path: Path) -> None:
+    _write(tmp_path, "b.yml", ONE_ACCOUNT.format(name="B-2"))
+    _write(tmp_path, "a.yaml", "# first\n" + ONE_ACCOUNT.format(name="A-1"))
+    marks = load_config(str(tmp_path), env={}, require_env=True).url_marks
+    assert list(marks) == [("A-1", "DeviceUsage"), ("B-2", "DeviceUsage")]
+    assert len(marks) == 2
+    assert marks[("A-1", "DeviceUsage")] == Location(str(tmp_path / "a.yaml"), 7, 14)
+    assert marks[("B-2", "DeviceUsage")] == Location(str(tmp_path / "b.yml"), 6, 14)
+    assert marks.get(("A-1", "Fota")) is None
+    assert marks.get(("C-3", "DeviceUsage")) is None
+    assert ("B-2", "DeviceUsage") in marks
+
+
 def test_same_account_in_two_files(tmp_path: Path) -> None:
     _write(tmp_path, "a.yaml", ONE_ACCOUNT.format(name="A-1"))
     _write(tmp_path, "b.yaml", "# second team\n" + ONE_ACCOUNT.format(name="A-1"))

@@ -15,7 +15,7 @@ import json
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, assert_never
 from urllib.parse import urlsplit
 
 from reconciler.simulator.families import (
@@ -319,17 +319,30 @@ def _not_registered(account: str, service: str) -> Response:
 
 
 def _render(shape: Shape, account: str, service: str, callback: StoredCallback) -> dict[str, Any]:
-    values: dict[Item, Any] = {
-        Item.ACCOUNT: account,
-        Item.SERVICE: service,
-        Item.URL: callback.url,
-        Item.USERNAME: callback.username or "",
-        Item.PASSWORD: callback.password or "",
-        Item.HTTP_HEADERS: dict(callback.http_headers or {}),
-        Item.CREATED_ON: callback.created_on,  # null only for a hand-written state file
-        Item.SUCCESS: True,
-    }
-    return {key: values[item] for key, item in shape}
+    return {key: _value(item, account, service, callback) for key, item in shape}
+
+
+def _value(item: Item, account: str, service: str, callback: StoredCallback) -> Any:
+    # A match, not a dict keyed by Item: an Enum member's hash runs Python code, and a
+    # listing renders every item of an account (15 for an M2M account).
+    match item:
+        case Item.ACCOUNT:
+            return account
+        case Item.SERVICE:
+            return service
+        case Item.URL:
+            return callback.url
+        case Item.USERNAME:
+            return callback.username or ""
+        case Item.PASSWORD:
+            return callback.password or ""
+        case Item.HTTP_HEADERS:
+            return dict(callback.http_headers or {})
+        case Item.CREATED_ON:
+            return callback.created_on  # null only for a hand-written state file
+        case Item.SUCCESS:
+            return True
+    assert_never(item)
 
 
 def _reply(

@@ -27,7 +27,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from requests.structures import CaseInsensitiveDict
-from requests.utils import select_proxy
+from requests.utils import get_encoding_from_headers, select_proxy
 from urllib3 import exceptions as urllib3_exceptions
 from urllib3.connectionpool import HTTPConnectionPool
 from urllib3.exceptions import (
@@ -269,15 +269,15 @@ class Wire:
         prepared.headers = CaseInsensitiveDict(headers)
         prepared.body = body
         prepared.hooks = {"response": []}
-        prepared.prepare_cookies(None)  # none sent; a redirect's answer is read into it
         if body is not None:
             prepared.headers["Content-Length"] = str(len(body))
         elif method not in ("GET", "HEAD"):
             prepared.headers["Content-Length"] = "0"
         prepared = auth(prepared)
         direct = self._direct(prepared)
-        if direct is not None:
+        if direct is not None:  # no cookie is sent, nor any redirect followed
             return direct.send(prepared, self._base_path + path, timeout)
+        prepared.prepare_cookies(None)  # none sent; a redirect's answer is read into it
         return self._session.send(
             prepared,
             stream=False,
@@ -436,7 +436,17 @@ class _Direct:
             raise exc.SSLError(err, request=prepared) from None
         except ReadTimeoutError as err:
             raise exc.ReadTimeout(err, request=prepared) from None
-        response = self._adapter.build_response(prepared, raw)
+        # What ``HTTPAdapter.build_response`` makes, less the response's cookie jar (the
+        # API authenticates with headers; no cookie is ever sent back).
+        response = requests.Response()
+        response.status_code = raw.status
+        response.headers = CaseInsensitiveDict(raw.headers)
+        response.encoding = get_encoding_from_headers(response.headers)
+        response.raw = raw
+        response.reason = str(raw.reason)
+        response.url = str(prepared.url)
+        response.request = prepared
+        response.connection = self._adapter
         _ = response.content  # read it all now, as Session.send does
         return response
 

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from reconciler.cli.brakes import policy_from
-from reconciler.cli.connection import compute_plan, connect, target
+from reconciler.cli.connection import compute_plan, connect, readers, target
 from reconciler.cli.console import Console, Phase
 from reconciler.cli.journaling import journaled
 from reconciler.cli.loading import load
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
         planned = compute_plan(
             client,
             desired,
-            parallelism=args.parallelism,
+            parallelism=readers(args),
             policy=plan_policy,
             target=chosen,
             progress=io.progress,

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from urllib.parse import quote
 
-from reconciler.cli.connection import connect, read
+from reconciler.cli.connection import connect, read, readers
 from reconciler.cli.console import Console, Phase
 from reconciler.cli.journaling import journal_path
 from reconciler.config.schema_check import account_name_problem
@@ -92,7 +92,7 @@ def _read_live(
     with connect(args, io) as client:
         while True:
             try:
-                live = read(client, wanted, parallelism=args.parallelism, progress=io.progress)
+                live = read(client, wanted, parallelism=readers(args), progress=io.progress)
                 return live, skipped
             except NotEntitledError as exc:
                 family = by_name(exc.family)

@@ -7,7 +7,7 @@ import os
 from dataclasses import replace
 
 from reconciler.cli.brakes import policy_from
-from reconciler.cli.connection import compute_plan, connect, target
+from reconciler.cli.connection import compute_plan, connect, readers, target
 from reconciler.cli.console import Console, Phase
 from reconciler.cli.loading import config_path, load
 from reconciler.core.errors import ExitStatus, UsageError
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
         planned = compute_plan(
             client,
             loaded.desired,
-            parallelism=args.parallelism,
+            parallelism=readers(args),
             policy=policy,
             target=chosen,
             progress=io.progress,
