@@ -204,7 +204,9 @@ def build_parser(out: TextIO | None = None) -> argparse.ArgumentParser:
         type=_parallelism,
         default=4,
         metavar="N",
-        help="maximum API requests in flight at once, across accounts (default 4)",
+        help="maximum API requests in flight at once, across accounts (default 4; with"
+        " --simulator, listings are read one at a time: the embedded simulator has no"
+        " latency to overlap)",
     )
     remote.add_argument(
         "--rate-limit",
