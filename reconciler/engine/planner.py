@@ -206,23 +206,17 @@ def _differences(
     # threshold_to_diff_deeper=0: always report per service and field, never a whole
     # account as one changed value (deepdiff's default does that when few keys match).
     tree = DeepDiff(before, after, view="tree", threshold_to_diff_deeper=0)
-    for level in tree.get("dictionary_item_added", []):
-        path = level.path(output_format="list")
-        if len(path) == 2:
-            created.add(Key(*path))
-    for level in tree.get("dictionary_item_removed", []):
-        path = level.path(output_format="list")
-        if len(path) == 2:
-            deleted.add(Key(*path))
+    for kind, keys in (("dictionary_item_added", created), ("dictionary_item_removed", deleted)):
+        for level in tree.get(kind, []):
+            path = level.path(output_format="list")
+            if len(path) == 2:  # a whole registration
+                keys.add(Key(*path))
+            elif len(path) == 3:  # one of its fields (headers) set or removed
+                updated[Key(path[0], path[1])].add(path[2])
     for kind in ("values_changed", "type_changes"):
         for level in tree.get(kind, []):
             account, service, name = level.path(output_format="list")
             updated[Key(account, service)].add(name)
-    for kind in ("dictionary_item_added", "dictionary_item_removed"):
-        for level in tree.get(kind, []):  # headers set or removed
-            path = level.path(output_format="list")
-            if len(path) == 3:
-                updated[Key(path[0], path[1])].add(path[2])
     return created, deleted, updated
 
 
