@@ -70,19 +70,19 @@ def _secrets_dir(args: argparse.Namespace, saved: SavedPlan | None) -> SecretsDi
     a service answered with one is refused without it before anyone logs in."""
     if args.secrets_dir is None:
         if saved is not None:
-            _refuse_lost_secrets(saved.to_plan(), None)
+            _refuse_lost_secrets(saved.to_plan())
         return None
     secrets_dir = SecretsDir(Path(args.secrets_dir))
     secrets_dir.check()
     return secrets_dir
 
 
-def _refuse_lost_secrets(plan: Plan, secrets_dir: SecretsDir | None) -> None:
-    """Refuse, before any write, a plan whose shared secrets would have nowhere to go."""
-    if secrets_dir is None:
-        why = refusal(plan.changes)
-        if why:
-            raise UsageError(why)
+def _refuse_lost_secrets(plan: Plan) -> None:
+    """Refuse, before any write, a plan whose shared secrets would have nowhere to go
+    (called when no secrets directory was given)."""
+    why = refusal(plan.changes)
+    if why:
+        raise UsageError(why)
 
 
 def _unsure_secret(result: ChangeResult | AccountHalt) -> bool:
@@ -146,7 +146,8 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
                 render_apply_json(plan, (), io.stdout)
             return ExitStatus.SUCCESS
         raise_if_unsafe(plan, policy)  # before the prompt: nothing is written
-        _refuse_lost_secrets(plan, secrets_dir)
+        if secrets_dir is None:
+            _refuse_lost_secrets(plan)
         human.write("\n" if shown else "")
         if not args.auto_approve and saved is None:
             io.phase = Phase.CONFIRMING  # not approved, whether refused or answered "no"
