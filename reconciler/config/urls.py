@@ -49,8 +49,8 @@ _URL_PUNCTUATION = frozenset("-._~:/?#[]@!$&'()*+,;=%")
 _MUST_ENCODE = re.compile(
     "["
     + re.escape(
-        "".join(c for c in map(chr, range(0x21, 0x7F)) if not c.isalnum()).translate(
-            {ord(c): None for c in _URL_PUNCTUATION}
+        "".join(
+            c for c in map(chr, range(0x21, 0x7F)) if not c.isalnum() and c not in _URL_PUNCTUATION
         )
     )
     + "]"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from reconciler.config.yamlpos import format_json_path
 from reconciler.core.errors import Location
-from reconciler.core.model import DesiredState, Key
+from reconciler.core.model import DesiredState, Key, Registration
 from reconciler.listeners import network as _network
 from reconciler.listeners.model import (
     DEFAULT_PARALLELISM,
@@ -31,29 +31,25 @@ class CheckOptions:
 def targets(desired: DesiredState, url_marks: Mapping[tuple[str, str], Location]) -> list[Target]:
     """One target per distinct (URL, username, password), in declaration order, located
     at the ``url:`` of the first registration that declares it so."""
-    found: dict[tuple[str, str | None, str | None], list[Key]] = {}
+    found: dict[tuple[str, str | None, str | None], tuple[Registration, list[Key]]] = {}
     for account in desired.accounts.values():
         for service, registration in account.callbacks.items():
             password = registration.password.reveal() if registration.password else None
             ident = (registration.url, registration.username, password)
-            found.setdefault(ident, []).append(Key(account.name, service))
-    result: list[Target] = []
-    for (url, _username, _password), keys in found.items():
-        first = keys[0]
-        declared = desired.accounts[first.account].callbacks[first.service]
-        result.append(
-            Target(
-                url=url,
-                username=declared.username,
-                password=declared.password,
-                registrations=tuple(keys),
-                where=url_marks.get((first.account, first.service)),
-                json_path=format_json_path(
-                    ("accounts", first.account, "callbacks", first.service, "url")
-                ),
-            )
+            found.setdefault(ident, (registration, []))[1].append(Key(account.name, service))
+    return [
+        Target(
+            url=declared.url,
+            username=declared.username,
+            password=declared.password,
+            registrations=tuple(keys),
+            where=url_marks.get((keys[0].account, keys[0].service)),
+            json_path=format_json_path(
+                ("accounts", keys[0].account, "callbacks", keys[0].service, "url")
+            ),
         )
-    return result
+        for declared, keys in found.values()
+    ]
 
 
 def trust(ca_bundle: str | None) -> ssl.SSLContext:

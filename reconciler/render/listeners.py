@@ -12,6 +12,7 @@ from reconciler.core import escape
 from reconciler.core.errors import Problem
 from reconciler.engine.plan import warning_view
 from reconciler.listeners.model import STEP_NAMES, CheckReport, Outcome, UrlReport
+from reconciler.render.markdown import problem_line
 
 FORMAT_VERSION = 1
 _MARK = {Outcome.OK: "ok", Outcome.WARNING: "warning", Outcome.ERROR: "FAIL", Outcome.SKIPPED: "-"}
@@ -108,17 +109,6 @@ def render_json(report: CheckReport, out: TextIO) -> None:
     out.write(escape.json_text(document, indent=2) + "\n")
 
 
-def problem_line(problem: Problem) -> str:
-    """One problem as a Markdown list item (location and path as code, message as prose)."""
-    where = problem.location
-    spot = f"{where.path}:{max(where.line, 1)}:{max(where.column, 1)}" if where else "<config>"
-    kind = "warning" if problem.warning else "**error**"
-    return (
-        f"- {kind} {escape.markdown(spot)} {escape.markdown(problem.json_path)}: "
-        f"{escape.markdown_text(problem.message)}\n"
-    )
-
-
 def render_markdown(report: CheckReport, out: TextIO) -> None:
     out.write(f"## tscallbacks listener check\n\n**{report.summary_line()}**\n\n")
     if report.urls:
@@ -131,7 +121,7 @@ def render_markdown(report: CheckReport, out: TextIO) -> None:
     if problems:
         out.write("\n### Problems\n\n")
         for problem in problems:
-            out.write(problem_line(problem))
+            out.write(problem_line(problem, severity=True))
     if report.urls:
         out.write("\n<details><summary>Every step</summary>\n\n")
         out.write("| URL | step | outcome | detail |\n| --- | --- | --- | --- |\n")

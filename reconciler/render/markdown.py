@@ -28,7 +28,6 @@ from reconciler.core import escape
 from reconciler.core.errors import Problem
 from reconciler.engine.plan import ACTION_ORDER, Action, Change, Plan
 from reconciler.listeners.model import CheckReport
-from reconciler.render.listeners import problem_line
 
 LIMIT = 60_000  # characters (UTF-16 code units, as GitHub counts); its cap is 65,536
 MAX_ACCOUNT_ROWS = 100  # rows of the summary table; the rest are added up in one row
@@ -103,14 +102,17 @@ def _summary_table(groups: dict[str, list[Change]]) -> str:
     return "".join(rows)
 
 
-def _warning_line(problem: Problem) -> str:
+def problem_line(problem: Problem, *, severity: bool = False) -> str:
+    """One problem as a Markdown list item (location and path as code, message as prose);
+    ``severity`` starts it with "warning" or "**error**" (the listener check's problems)."""
     where = problem.location
     spot = f"{where.path}:{max(where.line, 1)}:{max(where.column, 1)}" if where else "<config>"
+    kind = ("warning " if problem.warning else "**error** ") if severity else ""
     # json_path is display text already (the escape.text form): as a code span it is
     # escaped once more, which shows a backslash in it doubled (keys that pass the
     # configuration checks have none).
     return (
-        f"- {escape.markdown(spot)} {escape.markdown(problem.json_path)}: "
+        f"- {kind}{escape.markdown(spot)} {escape.markdown(problem.json_path)}: "
         f"{escape.markdown_text(problem.message)}\n"
     )
 
@@ -187,7 +189,7 @@ def _listener_section(doc: _Budget, report: CheckReport, reserve: int) -> None:
     more = "- … {} more listener problems not shown; see `tscallbacks check`\n"
     room = reserve + size(more.format(len(problems)))
     for i, problem in enumerate(problems):
-        line = problem_line(problem)
+        line = problem_line(problem, severity=True)
         if not doc.fits(line, room):
             doc.add(more.format(len(problems) - i))
             return
@@ -230,7 +232,7 @@ def markdown_document(
     if plan.warnings:
         doc.add("\n### Warnings\n\n")
         for i, warning in enumerate(plan.warnings):
-            line = _warning_line(warning)
+            line = problem_line(warning)
             if i >= MAX_WARNINGS or not doc.fits(line, reserve):
                 doc.left_out_warnings = len(plan.warnings) - i
                 break
