@@ -49,8 +49,8 @@ _URL_PUNCTUATION = frozenset("-._~:/?#[]@!$&'()*+,;=%")
 _MUST_ENCODE = re.compile(
     "["
     + re.escape(
-        "".join(c for c in map(chr, range(0x21, 0x7F)) if not c.isalnum()).translate(
-            {ord(c): None for c in _URL_PUNCTUATION}
+        "".join(
+            c for c in map(chr, range(0x21, 0x7F)) if not c.isalnum() and c not in _URL_PUNCTUATION
         )
     )
     + "]"
@@ -94,8 +94,8 @@ def full_check(url: str) -> list[UrlIssue]:
                 "${env:NAME}); write the URL itself"
             )
         ]
-    if _MUST_ENCODE.search(url):
-        unsafe = sorted(set(_MUST_ENCODE.findall(url)))
+    unsafe = sorted(set(_MUST_ENCODE.findall(url)))
+    if unsafe:
         # Userinfo may be a password: then not even one of its characters is shown.
         shown = "" if "@" in url else ": " + " ".join(f"'{c}'" for c in unsafe)
         return [UrlIssue(f"URL contains characters that must be percent-encoded in a URL{shown}")]
