@@ -15,7 +15,7 @@ both agree on generated documents.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Sized
 from itertools import pairwise
 from typing import Any
 from urllib.parse import unquote
@@ -179,12 +179,8 @@ class SchemaCompiler:
         if word == "propertyNames":
             check = self.compile(arg)
             return lambda value: not isinstance(value, dict) or all(check(k) for k in value)
-        if word in ("minProperties", "maxProperties"):
-            return _bound(dict, len, word.startswith("min"), arg)
-        if word in ("minLength", "maxLength"):
-            return _bound(str, len, word.startswith("min"), arg)
-        if word in ("minItems", "maxItems"):
-            return _bound(list, len, word.startswith("min"), arg)
+        if word in _SIZED:
+            return _bound(_SIZED[word], word.startswith("min"), arg)
         if word == "pattern":
             search = re.compile(arg).search
             return lambda value: not isinstance(value, str) or search(value) is not None
@@ -269,10 +265,21 @@ def _first_object_word(schema: Mapping[str, Any]) -> str:
     return next(w for w in schema if w in words)
 
 
-def _bound(kind: type, size: Callable[[Any], int], minimum: bool, limit: int) -> Check:
+# Size bounds: the type each applies to (its size is its len()).
+_SIZED: Mapping[str, type[Sized]] = {
+    "minProperties": dict,
+    "maxProperties": dict,
+    "minLength": str,
+    "maxLength": str,
+    "minItems": list,
+    "maxItems": list,
+}
+
+
+def _bound(kind: type[Sized], minimum: bool, limit: int) -> Check:
     if minimum:
-        return lambda value: not isinstance(value, kind) or size(value) >= limit
-    return lambda value: not isinstance(value, kind) or size(value) <= limit
+        return lambda value: not isinstance(value, kind) or len(value) >= limit
+    return lambda value: not isinstance(value, kind) or len(value) <= limit
 
 
 def _number_bound(word: str, limit: float) -> Check:
