@@ -14,6 +14,7 @@ both agree on generated documents.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable, Mapping, Sequence, Sized
 from itertools import pairwise
@@ -184,7 +185,7 @@ class SchemaCompiler:
         if word == "pattern":
             search = re.compile(arg).search
             return lambda value: not isinstance(value, str) or search(value) is not None
-        if word in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        if word in _NUMBER_BOUNDS:
             return _number_bound(word, arg)
         if word == "uniqueItems":
             return (lambda value: not isinstance(value, list) or unique(value)) if arg else None
@@ -282,16 +283,18 @@ def _bound(kind: type[Sized], minimum: bool, limit: int) -> Check:
     return lambda value: not isinstance(value, kind) or len(value) <= limit
 
 
+_NUMBER_BOUNDS: Mapping[str, Callable[[Any, Any], bool]] = {
+    "minimum": operator.ge,
+    "maximum": operator.le,
+    "exclusiveMinimum": operator.gt,
+    "exclusiveMaximum": operator.lt,
+}
+
+
 def _number_bound(word: str, limit: float) -> Check:
-    ops: Mapping[str, Callable[[float], bool]] = {
-        "minimum": lambda v: v >= limit,
-        "maximum": lambda v: v <= limit,
-        "exclusiveMinimum": lambda v: v > limit,
-        "exclusiveMaximum": lambda v: v < limit,
-    }
-    op = ops[word]
+    op = _NUMBER_BOUNDS[word]
     # NaN compares false both ways, so jsonschema finds no violation in it.
-    return lambda value: not _number(value) or value != value or op(value)
+    return lambda value: not _number(value) or value != value or op(value, limit)
 
 
 def _resolve_pointer(root: Any, pointer: str) -> Any:
