@@ -79,6 +79,8 @@ def account_name_problem(name: str) -> str | None:
     if refused is not None:  # the pattern's "$" would let a trailing newline through
         return refused
     config = {"version": 1, "accounts": {name: {"callbacks": {}}}}
+    if is_valid(config):
+        return None
     for error in _validator().iter_errors(config):
         if error.validator == "propertyNames" or tuple(error.absolute_path) == ("accounts",):
             return _property_name_message(("accounts",), name, str(error.validator), error)

@@ -14,8 +14,9 @@ both agree on generated documents.
 
 from __future__ import annotations
 
+import operator
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Sized
 from itertools import pairwise
 from typing import Any
 from urllib.parse import unquote
@@ -179,16 +180,12 @@ class SchemaCompiler:
         if word == "propertyNames":
             check = self.compile(arg)
             return lambda value: not isinstance(value, dict) or all(check(k) for k in value)
-        if word in ("minProperties", "maxProperties"):
-            return _bound(dict, len, word.startswith("min"), arg)
-        if word in ("minLength", "maxLength"):
-            return _bound(str, len, word.startswith("min"), arg)
-        if word in ("minItems", "maxItems"):
-            return _bound(list, len, word.startswith("min"), arg)
+        if word in _SIZED:
+            return _bound(_SIZED[word], word.startswith("min"), arg)
         if word == "pattern":
             search = re.compile(arg).search
             return lambda value: not isinstance(value, str) or search(value) is not None
-        if word in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        if word in _NUMBER_BOUNDS:
             return _number_bound(word, arg)
         if word == "uniqueItems":
             return (lambda value: not isinstance(value, list) or unique(value)) if arg else None
@@ -269,22 +266,35 @@ def _first_object_word(schema: Mapping[str, Any]) -> str:
     return next(w for w in schema if w in words)
 
 
-def _bound(kind: type, size: Callable[[Any], int], minimum: bool, limit: int) -> Check:
+# Size bounds: the type each applies to (its size is its len()).
+_SIZED: Mapping[str, type[Sized]] = {
+    "minProperties": dict,
+    "maxProperties": dict,
+    "minLength": str,
+    "maxLength": str,
+    "minItems": list,
+    "maxItems": list,
+}
+
+
+def _bound(kind: type[Sized], minimum: bool, limit: int) -> Check:
     if minimum:
-        return lambda value: not isinstance(value, kind) or size(value) >= limit
-    return lambda value: not isinstance(value, kind) or size(value) <= limit
+        return lambda value: not isinstance(value, kind) or len(value) >= limit
+    return lambda value: not isinstance(value, kind) or len(value) <= limit
+
+
+_NUMBER_BOUNDS: Mapping[str, Callable[[Any, Any], bool]] = {
+    "minimum": operator.ge,
+    "maximum": operator.le,
+    "exclusiveMinimum": operator.gt,
+    "exclusiveMaximum": operator.lt,
+}
 
 
 def _number_bound(word: str, limit: float) -> Check:
-    ops: Mapping[str, Callable[[float], bool]] = {
-        "minimum": lambda v: v >= limit,
-        "maximum": lambda v: v <= limit,
-        "exclusiveMinimum": lambda v: v > limit,
-        "exclusiveMaximum": lambda v: v < limit,
-    }
-    op = ops[word]
+    op = _NUMBER_BOUNDS[word]
     # NaN compares false both ways, so jsonschema finds no violation in it.
-    return lambda value: not _number(value) or value != value or op(value)
+    return lambda value: not _number(value) or value != value or op(value, limit)
 
 
 def _resolve_pointer(root: Any, pointer: str) -> Any:

@@ -94,8 +94,8 @@ def full_check(url: str) -> list[UrlIssue]:
                 "${env:NAME}); write the URL itself"
             )
         ]
-    if _MUST_ENCODE.search(url):
-        unsafe = sorted(set(_MUST_ENCODE.findall(url)))
+    unsafe = sorted(set(_MUST_ENCODE.findall(url)))
+    if unsafe:
         # Userinfo may be a password: then not even one of its characters is shown.
         shown = "" if "@" in url else ": " + " ".join(f"'{c}'" for c in unsafe)
         return [UrlIssue(f"URL contains characters that must be percent-encoded in a URL{shown}")]

@@ -364,7 +364,7 @@ class _Walker:
             )
         self.value_marks[path] = at or node.start_mark
         if isinstance(node, ScalarNode):
-            if node.tag == _STR_TAG and (node.style in _QUOTED_STYLES or _plain_str(node.value)):
+            if _surely_str(node):
                 return node.value  # what SafeConstructor makes of it, without its overhead
             return self._scalar(node, path)
         if id(node) in self._open:
@@ -457,7 +457,7 @@ class _Walker:
             self._report(node, path, f"keys must be strings, not {kind}")
             return None
         raw = str(node.value)
-        if node.tag == _STR_TAG and (node.style in _QUOTED_STYLES or _plain_str(raw)):
+        if _surely_str(node):
             return raw
         tag = _explicit_tag(node)
         if tag is not None:
@@ -511,10 +511,14 @@ def _count_nodes(root: Node) -> int:
     return len(seen)
 
 
-def _plain_str(text: str) -> bool:
-    """Whether a plain scalar reads as a string for certain, without trying every
-    implicit resolver (most text starts with a letter no resolver looks at)."""
-    return bool(text) and text[0] not in _IMPLICIT_FIRST
+def _surely_str(node: ScalarNode) -> bool:
+    """Whether a scalar reads as a string for certain, without trying every implicit
+    resolver: tagged str and quoted, or plain text starting with a character no resolver
+    looks at (most text does)."""
+    if node.tag != _STR_TAG:
+        return False
+    text: str = node.value
+    return node.style in _QUOTED_STYLES or (bool(text) and text[0] not in _IMPLICIT_FIRST)
 
 
 def _explicit_tag(node: ScalarNode) -> str | None:

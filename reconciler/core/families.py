@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 
@@ -193,33 +193,29 @@ HPL = FamilySpec(
     aliases=("HPL", "HyperPreciseLocation", "HyperPrecise"),
 )
 
-FOTA_V2 = FamilySpec(
-    name="fota-v2",
-    title="Software Management (FOTA v2)",
-    aliases=("FOTAv2", "Fota2", "SoftwareManagementV2"),
-    base="/api/fota/v2/callbacks",
-    delete_service=NOWHERE,
-    service_field=None,  # one URL per account, no service name on the wire
-    update_method="PUT",
-    content_type="*/*",  # SDK: POST and PUT send Content-Type */* (families §6)
-    list_shape=ListShape.OBJECT,  # the SDK's CallbackSummary {url}
-    empty_bodies=frozenset({b"", b"null"}),  # [UNCERTAIN for v2] v3's wording assumed
-    item_account=(),
-    item_service=(),
-)
-
 FOTA_V3 = FamilySpec(
     name="fota-v3",
     title="Software Management (FOTA v3)",
     aliases=("FOTAv3", "Fota3", "SoftwareManagementV3"),
     base="/api/fota/v3/callbacks",
     delete_service=NOWHERE,
-    service_field=None,
+    service_field=None,  # one URL per account, no service name on the wire
     update_method="PUT",
-    list_shape=ListShape.OBJECT,
+    list_shape=ListShape.OBJECT,  # the SDK's CallbackSummary {url}
     empty_bodies=frozenset({b"", b"null"}),  # docs: "The response body will be empty"
     item_account=(),
     item_service=(),
+)
+
+# v3's shape under its own path; its empty bodies are [UNCERTAIN for v2] (v3's wording
+# assumed).
+FOTA_V2 = replace(
+    FOTA_V3,
+    name="fota-v2",
+    title="Software Management (FOTA v2)",
+    aliases=("FOTAv2", "Fota2", "SoftwareManagementV2"),
+    base="/api/fota/v2/callbacks",
+    content_type="*/*",  # SDK: POST and PUT send Content-Type */* (families §6)
 )
 
 # Declaration order is the order families are read and merged in (deterministic plans).
