@@ -1,9 +1,10 @@
 """The planner: a pure function from desired + current state to a :class:`Plan`.
 
-Both states are put in the same comparable shape, ``{account: {service: {field: value}}}``,
-and deepdiff's tree view says what differs: an added service is a create, a removed one
-a delete, a changed field part of an update. Paths come from the tree view as lists,
-never parsed from deepdiff's display strings.
+A declared service that is not registered is a create, a registered one not declared (with
+prune) a delete. Registrations on both sides that differ are put in one comparable shape,
+``{account: {service: {field: value}}}``, and deepdiff's tree view says which fields
+differ: the update's. Paths come from the tree view as lists, never parsed from
+deepdiff's display strings.
 """
 
 from __future__ import annotations
@@ -152,72 +153,66 @@ def _same(have: Registration, want: Registration) -> bool:
     return _headers_digest(have) == _headers_digest(want)
 
 
-def _views(desired: DesiredState, current: CurrentState) -> tuple[Comparable, Comparable]:
-    """(what is, what should be) in one comparable shape. Without prune, undeclared remote
-    services are left out of both (they are not ours to change); a password the API did
-    not return is left out of the comparison. Most registrations are unchanged: only
-    the ones that differ are put in it, for deepdiff."""
+def _differences(
+    desired: DesiredState, current: CurrentState
+) -> tuple[set[Key], set[Key], dict[Key, set[str]]]:
+    """(keys to create, keys to delete, changed field names per key to update)."""
+    created, deleted, before, after = _views(desired, current)
+    return created, deleted, _changed_fields(before, after)
+
+
+def _views(
+    desired: DesiredState, current: CurrentState
+) -> tuple[set[Key], set[Key], Comparable, Comparable]:
+    """(keys to create, keys to delete, what is, what should be).
+
+    A declared service with no registration is a create and, with prune, a registered
+    service not declared is a delete: set differences, with no field to compare. Without
+    prune, undeclared remote services are left out (they are not ours to change). Most
+    registrations on both sides are unchanged (:func:`_same`); only the ones that differ
+    are put in the comparable shape, for deepdiff to say which of their fields differ."""
+    created: set[Key] = set()
+    deleted: set[Key] = set()
     before: Comparable = {}
     after: Comparable = {}
     for account, declared in desired.accounts.items():
         remote = current.accounts.get(account, {})
         wanted = declared.callbacks
-        differing = [
-            service
-            for service, reg in wanted.items()
-            if service not in remote or not _same(remote[service], reg)
-        ]
+        for service, want in wanted.items():
+            have = remote.get(service)
+            if have is None:
+                created.add(Key(account, service))
+            elif not _same(have, want):
+                # A password or headers the API did not return are left out of both.
+                known = {
+                    "compare_password": have.password_known,
+                    "compare_headers": have.headers_known,
+                }
+                before.setdefault(account, {})[service] = _comparable(have, **known)
+                after.setdefault(account, {})[service] = _comparable(want, **known)
         if declared.prune:
-            differing += [service for service in remote if service not in wanted]
-        if differing:
-            before[account] = {
-                s: _comparable(
-                    remote[s],
-                    compare_password=remote[s].password_known,
-                    compare_headers=remote[s].headers_known,
-                )
-                for s in differing
-                if s in remote
-            }
-            after[account] = {
-                s: _comparable(
-                    wanted[s],
-                    compare_password=s not in remote or remote[s].password_known,
-                    compare_headers=s not in remote or remote[s].headers_known,
-                )
-                for s in differing
-                if s in wanted
-            }
-    return before, after
+            deleted.update(Key(account, service) for service in remote if service not in wanted)
+    return created, deleted, before, after
 
 
-def _differences(
-    desired: DesiredState, current: CurrentState
-) -> tuple[set[Key], set[Key], dict[Key, set[str]]]:
-    """(keys to create, keys to delete, changed field names per key to update)."""
-    before, after = _views(desired, current)
-    created: set[Key] = set()
-    deleted: set[Key] = set()
+def _changed_fields(before: Comparable, after: Comparable) -> dict[Key, set[str]]:
+    """The field names that differ per registration, for registrations on both sides."""
     updated: dict[Key, set[str]] = defaultdict(set)
-    if not before and not after:
-        return created, deleted, updated
-    from deepdiff import DeepDiff  # imported only when something differs
+    if not before:
+        return updated
+    from deepdiff import DeepDiff  # imported only when a registration differs
 
     # threshold_to_diff_deeper=0: always report per service and field, never a whole
     # account as one changed value (deepdiff's default does that when few keys match).
     tree = DeepDiff(before, after, view="tree", threshold_to_diff_deeper=0)
-    for kind, keys in (("dictionary_item_added", created), ("dictionary_item_removed", deleted)):
-        for level in tree.get(kind, []):
-            path = level.path(output_format="list")
-            if len(path) == 2:  # a whole registration
-                keys.add(Key(*path))
-            elif len(path) == 3:  # one of its fields (headers) set or removed
-                updated[Key(path[0], path[1])].add(path[2])
-    for kind in ("values_changed", "type_changes"):
+    # A field set on one side only (headers) is an added or removed item; the rest are
+    # changed values.
+    kinds = ("dictionary_item_added", "dictionary_item_removed", "values_changed", "type_changes")
+    for kind in kinds:
         for level in tree.get(kind, []):
             account, service, name = level.path(output_format="list")
             updated[Key(account, service)].add(name)
-    return created, deleted, updated
+    return updated
 
 
 def delete_reason(service: str) -> str:
