@@ -124,6 +124,12 @@ class _HttpHandler(BaseHTTPRequestHandler):
     # handle_one_request() flushes after the handler (unbuffered, each is a write).
     wbufsize = -1
 
+    arrived: float | None = None
+
+    def parse_request(self) -> bool:
+        self.arrived = time.monotonic()  # its request line is in: the latency counts from here
+        return super().parse_request()
+
     def _dispatch(self) -> None:
         server = cast(_Server, self.server)
         try:
@@ -153,7 +159,8 @@ class _HttpHandler(BaseHTTPRequestHandler):
                 remaining -= len(chunk)
             self._send(error_response(413, "request body too large"), close=True)
             return
-        request = Request(self.command, segments, headers, self.rfile.read(int(length)), query)
+        body = self.rfile.read(int(length))
+        request = Request(self.command, segments, headers, body, query, self.arrived)
         if segments[:1] == ("api",):
             response = server.api.handle(request)
         else:

@@ -21,6 +21,9 @@ class Request:
     headers: Mapping[str, str]  # lower-cased names
     body: bytes
     query: Mapping[str, str] = field(default_factory=dict)  # first value of each parameter
+    # time.monotonic() when its request line was read (None: now, for a request made in
+    # process): the injected latency counts from here.
+    arrived: float | None = None
 
 
 @dataclass(frozen=True)
