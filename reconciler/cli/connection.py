@@ -132,13 +132,18 @@ def compute_plan(
     policy: SafetyPolicy | None = None,
     target: Target | None = None,
     progress: Progress | None = None,
+    last_calls: bool = False,
 ) -> Planned:
-    """Read and plan the target's accounts (every configured one without a target)."""
+    """Read and plan the target's accounts (every configured one without a target).
+    ``last_calls``: the run calls the API no more once the listings are read (a plan),
+    so the client logs out while the plan is made."""
     note = target.note() if target is not None else None
     if target is not None:
         desired = restrict(desired, target)
     wanted = families_to_read(desired)
     current = read(client, wanted, parallelism=parallelism, progress=progress)
+    if last_calls:
+        client.log_out_soon()
     plan = make_plan(
         desired,
         current,

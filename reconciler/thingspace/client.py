@@ -110,6 +110,7 @@ class ThingSpaceClient:
         self._auth = Authenticator(self._wire, credentials, clock=clock)
         # Shared secrets registrations answered: masked like the credentials from then on.
         self._issued_secrets = SecretRegistry()
+        self._logout: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return f"ThingSpaceClient({self.endpoint!r})"
@@ -237,11 +238,25 @@ class ThingSpaceClient:
 
     # -- session ------------------------------------------------------------------------
 
+    def log_out_soon(self) -> None:
+        """The run makes no more API calls: log out in the background, while the caller
+        plans and prints (a round trip less at the end of a plan); :meth:`close` waits
+        for it. A call made after this would log in again."""
+        if self._logout is None:
+            self._logout = threading.Thread(
+                target=self._auth.close, name="tsc-logout", daemon=True
+            )
+            self._logout.start()
+
     def close(self) -> None:
         """Best-effort logout of the M2M session if one is open; never raises."""
         # Closing runs in finally blocks: it must never mask the caller's outcome.
+        if self._logout is not None:
+            self._logout.join()
         with contextlib.suppress(Exception):
-            self._auth.close()
+            self._auth.close()  # nothing left to do after log_out_soon
+        with contextlib.suppress(Exception):
+            self._wire.close()
         if self._owns_session:
             with contextlib.suppress(Exception):
                 self._session.close()

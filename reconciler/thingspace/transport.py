@@ -20,30 +20,20 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from requests.structures import CaseInsensitiveDict
-from requests.utils import get_encoding_from_headers, select_proxy
-from urllib3 import exceptions as urllib3_exceptions
-from urllib3.connectionpool import HTTPConnectionPool
-from urllib3.exceptions import (
-    ClosedPoolError,
-    ConnectTimeoutError,
-    MaxRetryError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
-)
-from urllib3.util import Timeout
+from requests.utils import select_proxy
 
 from reconciler import __version__
 from reconciler.core.errors import ApiError, TransportError
 from reconciler.core.secrets import scrub
 from reconciler.thingspace.diagnose import describe, host_port
+from reconciler.thingspace.direct import DirectPool, usable
 from reconciler.thingspace.events import Attempted, Cause, Waiting, WireEvent, WireObserver
 from reconciler.thingspace.guard import RunGuard
 from reconciler.thingspace.options import ClientOptions
@@ -127,7 +117,7 @@ class Wire:
         self._proxies, self._verify, self._cert = request_settings(session, base)
         self._proxied = select_proxy(base + "/", self._proxies) is not None
         self._base_path = urlsplit(base).path.rstrip("/")
-        self._direct_pool: _Direct | None = None
+        self._direct_pool: DirectPool | None = None
         self._limiter = RateLimiter(options.rate_limit, clock=clock) if options.rate_limit else None
         self._agent = f"tscallbacks/{__version__}"
 
@@ -288,22 +278,31 @@ class Wire:
             allow_redirects=False,
         )
 
-    def _direct(self, prepared: requests.PreparedRequest) -> _Direct | None:
-        """The connection pool to send on without ``Session.send``, when the session is
-        a plain one of requests, with its plain adapter and no proxy (a test's mock or
-        a session of its own keeps the session's path)."""
+    def _direct(self, prepared: requests.PreparedRequest) -> DirectPool | None:
+        """The keep-alive connections to send on without ``Session.send``
+        (:mod:`reconciler.thingspace.direct`), when the session is a plain one of
+        requests, with its plain adapter, no proxy and no client certificate (a test's
+        mock or a session of its own keeps the session's path)."""
         if (
             requests.Session.send is not _SESSION_SEND
             or type(self._session) is not requests.Session
             or self._proxied
         ):
             return None
-        if self._direct_pool is None:
-            adapter = self._session.get_adapter(prepared.url or "")
-            if type(adapter) is not HTTPAdapter:
-                return None
-            self._direct_pool = _Direct(adapter, prepared, self._verify, self._cert)
-        return self._direct_pool
+        with self._lock:
+            if self._direct_pool is None:
+                adapter = self._session.get_adapter(prepared.url or "")
+                if type(adapter) is not HTTPAdapter or not usable(self._base, self._cert):
+                    return None
+                self._direct_pool = DirectPool(self._base, self._verify, self._options.parallelism)
+            return self._direct_pool
+
+    def close(self) -> None:
+        """Close the direct path's idle connections (the session closes its own)."""
+        with self._lock:
+            pool, self._direct_pool = self._direct_pool, None
+        if pool is not None:
+            pool.close()
 
     def _attempted(
         self,
@@ -385,70 +384,6 @@ class Wire:
 
 
 _SESSION_SEND = requests.Session.send  # as imported: a mock replaces it on the class
-
-
-class _Direct:
-    """What ``HTTPAdapter.send`` does for one of our requests, on a pool found once:
-    urllib3's errors become requests' (as the adapter maps them), and the answer is a
-    ``requests.Response``, read whole. It skips the session's and the adapter's
-    per-request work (settings, hooks, cookies, proxy and pool look-ups)."""
-
-    def __init__(
-        self, adapter: HTTPAdapter, prepared: requests.PreparedRequest, verify: Any, cert: Any
-    ) -> None:
-        self._adapter = adapter
-        pool = adapter.get_connection_with_tls_context(prepared, verify, cert=cert)
-        adapter.cert_verify(pool, prepared.url or "", verify, cert)  # type: ignore[no-untyped-call]
-        self._pool = cast(HTTPConnectionPool, pool)
-
-    def send(
-        self, prepared: requests.PreparedRequest, path_url: str, timeout: tuple[float, float]
-    ) -> requests.Response:
-        exc = requests.exceptions
-        try:
-            raw = self._pool.urlopen(
-                method=str(prepared.method),
-                url=path_url,
-                body=prepared.body,
-                headers=prepared.headers,
-                redirect=False,
-                assert_same_host=False,
-                preload_content=False,
-                decode_content=False,
-                retries=self._adapter.max_retries,
-                timeout=Timeout(connect=timeout[0], read=timeout[1]),
-                chunked=False,
-            )
-        except (ProtocolError, OSError) as err:
-            raise exc.ConnectionError(err, request=prepared) from None
-        except MaxRetryError as err:
-            reason = err.reason
-            if isinstance(reason, ConnectTimeoutError) and not isinstance(
-                reason, NewConnectionError
-            ):
-                raise exc.ConnectTimeout(err, request=prepared) from None
-            if isinstance(reason, urllib3_exceptions.SSLError):
-                raise exc.SSLError(err, request=prepared) from None
-            raise exc.ConnectionError(err, request=prepared) from None
-        except ClosedPoolError as err:
-            raise exc.ConnectionError(err, request=prepared) from None
-        except urllib3_exceptions.SSLError as err:
-            raise exc.SSLError(err, request=prepared) from None
-        except ReadTimeoutError as err:
-            raise exc.ReadTimeout(err, request=prepared) from None
-        # What ``HTTPAdapter.build_response`` makes, less the response's cookie jar (the
-        # API authenticates with headers; no cookie is ever sent back).
-        response = requests.Response()
-        response.status_code = raw.status
-        response.headers = CaseInsensitiveDict(raw.headers)
-        response.encoding = get_encoding_from_headers(response.headers)
-        response.raw = raw
-        response.reason = str(raw.reason)
-        response.url = str(prepared.url)
-        response.request = prepared
-        response.connection = self._adapter
-        _ = response.content  # read it all now, as Session.send does
-        return response
 
 
 def environment_settings(endpoint: str) -> tuple[dict[str, str], bool | str]:

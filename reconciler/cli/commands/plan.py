@@ -35,6 +35,7 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
             policy=policy,
             target=chosen,
             progress=io.progress,
+            last_calls=True,
         )
     # The warnings go with the plan too: JSON and Markdown show them, saved plans keep them.
     plan = replace(planned.plan, warnings=loaded.warnings)
