@@ -17,7 +17,7 @@ from typing import Any
 from reconciler.config.characters import check_characters
 from reconciler.config.schema_check import check_schema
 from reconciler.config.semantic import check_semantics, check_unique_accounts, resolve_credential
-from reconciler.config.yamlpos import YamlDoc, read_yaml_file
+from reconciler.config.yamlpos import YamlDoc, collector_paused, read_yaml_file
 from reconciler.core.errors import ConfigError, Location, Problem
 from reconciler.core.families import HTTP_HEADERS, FamilySpec, by_name
 from reconciler.core.model import DesiredAccount, DesiredState, Registration
@@ -46,7 +46,16 @@ def load_config(path: str, *, env: Mapping[str, str], require_env: bool) -> Load
     file, line, column) when there is at least one error. With ``require_env=False``
     (``validate``) an unset ``${env:NAME}`` is a warning and the credential is left
     out (None); with ``require_env=True`` (plan/apply) it is an error.
+
+    The cycle collector is paused meanwhile: loading makes a few objects per value of
+    the file and frees none of them in cycles (16,000 registrations: 0.06 s of 0.34 s
+    went to collections that found nothing).
     """
+    with collector_paused():
+        return _load(path, env=env, require_env=require_env)
+
+
+def _load(path: str, *, env: Mapping[str, str], require_env: bool) -> LoadedConfig:
     files, problems = _config_files(path)
     docs: list[YamlDoc] = []
     for file in files:

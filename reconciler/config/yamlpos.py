@@ -206,7 +206,7 @@ def parse_yaml(
         return _fail(path, "the file is empty; expected a mapping with version and accounts")
     walker = _Walker(path, root, max_nodes, alias_factor)
     try:
-        with _no_gc():
+        with collector_paused():
             data = walker.value(root, ())
     except _Abort as stop:
         return ParseResult(None, (stop.problem,))
@@ -232,7 +232,7 @@ def _compose(text: str) -> yaml.Node | None:
     fast = getattr(yaml, "CSafeLoader", None)
     if fast is not None:
         try:
-            with _no_gc():
+            with collector_paused():
                 return yaml.compose(text, Loader=fast)
         except (yaml.YAMLError, RecursionError):
             pass
@@ -240,9 +240,10 @@ def _compose(text: str) -> yaml.Node | None:
 
 
 @contextmanager
-def _no_gc() -> Iterator[None]:
-    """The cycle collector paused while a graph of acyclic nodes is built: tens of
-    thousands of new objects would trigger full collections that find nothing."""
+def collector_paused() -> Iterator[None]:
+    """The cycle collector paused while a graph of acyclic objects is built: tens of
+    thousands of new objects would trigger full collections that find nothing. Nested
+    pauses leave it to the outermost."""
     enabled = gc.isenabled()
     gc.disable()
     try:

@@ -81,13 +81,12 @@ def _shown(reg: Registration | None, name: str) -> str | None:
 def _field_changes(
     before: Registration | None, after: Registration | None, names: tuple[str, ...]
 ) -> tuple[FieldChange, ...]:
-    return tuple(
-        FieldChange(
-            name, _shown(before, name), _shown(after, name), sensitive=name in _SECRET_FIELDS
-        )
-        for name in names
-        if _shown(before, name) is not None or _shown(after, name) is not None
-    )
+    changes = []
+    for name in names:
+        old, new = _shown(before, name), _shown(after, name)
+        if old is not None or new is not None:
+            changes.append(FieldChange(name, old, new, sensitive=name in _SECRET_FIELDS))
+    return tuple(changes)
 
 
 def family_for(service: str, observed: Registration | None = None) -> FamilySpec:
