@@ -1,8 +1,8 @@
 """Fleet benchmark: plan, apply and a no-op plan of ACCOUNTS x SERVICES against the simulator.
 
-The simulator runs in this process (with ``--latency-ms`` on every request, and with
-``--state`` a state file); each command runs as a real ``tscallbacks`` process. For each
-phase it prints:
+The simulator runs in this process (answering every request ``--latency-ms`` after it
+arrived, and with ``--state`` a state file); each command runs as a real ``tscallbacks``
+process. For each phase it prints:
 
 - wall: the command's wall time;
 - requests: every request the simulator answered (token, login, every listing, the
@@ -11,7 +11,8 @@ phase it prints:
 - ratio: wall / bound (1.00 is the network's best);
 - client CPU: the command's user+system CPU time; server CPU: this process's (the simulator);
 - with ``--rate-limit R``: the rate the simulator saw, (requests - 1) / (last - first);
-- with ``-v``: how long before the first request, and after the last, the command ran.
+- with ``-v``: how long before the first request, and after the last, the command ran, and
+  the requests' own span (first sent to last answered) against the bound.
 
 Commands run in a temporary directory (their journal goes there).
 
@@ -147,7 +148,8 @@ def phase(
     rate = None
     before = after_last = float("nan")
     if counts.first is not None and counts.last is not None:
-        before, after_last = counts.first - started, ended - counts.last
+        # The simulator records a request when it answers it, latency_ms after it came.
+        before, after_last = counts.first - latency_ms / 1000 - started, ended - counts.last
         if counts.last > counts.first:
             rate = (requests - 1) / (counts.last - counts.first)
     result = Result(wall, requests, bound, client_cpu, server_cpu, rate)
@@ -159,7 +161,13 @@ def phase(
     if rate_limit and rate is not None:
         line += f"  rate {rate:7.1f}/s ({100 * rate / rate_limit:.1f} % of the limit)"
     if verbose:
-        line += f"  (first request after {before:.2f} s, exit {after_last:.2f} s after the last)"
+        line += f"  (first request after {before:.2f} s, exit {after_last:.2f} s after the last"
+        if counts.first is not None and counts.last is not None and bound:
+            # From the first request to the last, against the same bound: what the
+            # requests themselves took, without start-up, loading and exit.
+            span = counts.last - counts.first + latency_ms / 1000
+            line += f"; requests span {span:.2f} s, {span / bound:.2f} x the bound"
+        line += ")"
     print(line, flush=True)
     return result
 

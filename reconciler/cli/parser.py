@@ -519,7 +519,8 @@ account. 'plan --simulator' and 'apply --simulator' run one in-process;
         summary="run the ThingSpace-compatible API locally",
         description="""\
 Run the ThingSpace-compatible API on HOST:PORT until Ctrl-C: OAuth2 and M2M
-session login, both callback families, ThingSpace's errors, optional faults.
+session login, all seven callback families, ThingSpace's errors, and optional
+faults.
 It accepts the credentials in the four THINGSPACE_* variables where it starts
 (or its documented defaults): give tscallbacks the same ones.""",
         examples=(
@@ -574,7 +575,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     add("--token-ttl", default="3600", metavar="SECONDS", help="OAuth token lifetime")
     faults = parser.add_argument_group("fault injection (for /api requests)")
     add = faults.add_argument
-    add("--latency-ms", default="0", metavar="MS", help="delay every request by MS ms")
+    add("--latency-ms", default="0", metavar="MS", help="answer each request MS ms after it came")
     add("--rate-limit-next", default="0", metavar="K", help="answer 429 to the next K requests")
     add("--rate-limit-fraction", default="0", metavar="F", help="answer 429 to a fraction F")
     add("--retry-after", default="1", metavar="S", help="Retry-After seconds on 429s")

@@ -243,9 +243,7 @@ class ThingSpaceClient:
         plans and prints (a round trip less at the end of a plan); :meth:`close` waits
         for it. A call made after this would log in again."""
         if self._logout is None:
-            self._logout = threading.Thread(
-                target=self._auth.close, name="tsc-logout", daemon=True
-            )
+            self._logout = threading.Thread(target=self._auth.close, name="tsc-logout", daemon=True)
             self._logout.start()
 
     def close(self) -> None:
