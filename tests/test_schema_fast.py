@@ -302,3 +302,61 @@ def test_a_new_family_recompiles_the_check() -> None:
     with catalog.extra_services(WIDGET, ["Brand"]):
         assert is_valid(data)
     assert not is_valid(data)
+
+
+@PROPERTY
+@given(configurations())
+def test_only_failing_accounts_reach_jsonschema_and_it_finds_the_same(config: Any) -> None:
+    """check_schema gives jsonschema only the accounts that fail on their own: the
+    problems are exactly those over the whole document. (Their order across accounts is
+    jsonschema's set order either way; the loader sorts problems by position.)"""
+    doc = YamlDoc(path="t.yaml", data=config, value_marks={}, key_marks={})
+    found = check_schema(doc)
+    whole: list[Any] = []
+    seen: set[tuple[str, str]] = set()
+    for error in schema_check._validator().iter_errors(config):
+        for problem in schema_check._translate(doc, error):
+            if (problem.json_path, problem.message) not in seen:
+                seen.add((problem.json_path, problem.message))
+                whole.append(problem)
+    assert sorted(found, key=repr) == sorted(whole, key=repr)
+
+
+def test_a_large_file_with_one_broken_account_gives_jsonschema_that_account(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    accounts = {
+        f"0252{n:06d}-00001": {"callbacks": {"Fota": {"url": f"https://x.io/{n}"}}}
+        for n in range(200)
+    }
+    accounts["0252000007-00001"]["callbacks"]["Fota"]["url"] = 5
+    given_to_jsonschema: list[Any] = []
+    real = schema_check._validator
+
+    class Spy:
+        def iter_errors(self, data: Any) -> Any:
+            given_to_jsonschema.append(data)
+            return real().iter_errors(data)
+
+    monkeypatch.setattr(schema_check, "_validator", Spy)
+    data = {"version": 1, "accounts": accounts}
+    problems = check_schema(YamlDoc(path="t.yaml", data=data, value_marks={}, key_marks={}))
+    assert [(p.json_path, p.message) for p in problems] == [
+        ("$.accounts['0252000007-00001'].callbacks.Fota.url", "expected a string, got an integer")
+    ]
+    assert [list(d["accounts"]) for d in given_to_jsonschema] == [["0252000007-00001"]]
+
+
+def test_a_broken_top_level_keeps_only_the_failing_accounts() -> None:
+    data = {
+        "version": 2,
+        "accounts": {
+            "0252000001-00001": {"callbacks": {"Fota": {"url": "https://x.io/"}}},
+            "0252000002-00001": {"callbacks": {"Fota": {"url": 5}}},
+        },
+    }
+    problems = check_schema(YamlDoc(path="t.yaml", data=data, value_marks={}, key_marks={}))
+    assert [p.json_path for p in problems] == [
+        "$.version",
+        "$.accounts['0252000002-00001'].callbacks.Fota.url",
+    ]
