@@ -3,12 +3,14 @@ would per request: HTTPS_PROXY/ALL_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE/CURL_CA_B
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import requests_mock as rm
 
+from reconciler.core.errors import UsageError
 from reconciler.core.families import M2M
 from reconciler.thingspace.auth import LOGIN_PATH, TOKEN_PATH
 from reconciler.thingspace.client import ThingSpaceClient
@@ -76,11 +78,30 @@ def test_no_proxy_for_another_host_keeps_the_proxy(monkeypatch: pytest.MonkeyPat
 
 
 def test_requests_ca_bundle_is_used(
-    monkeypatch: pytest.MonkeyPatch, requests_mock: rm.Mocker
+    monkeypatch: pytest.MonkeyPatch, requests_mock: rm.Mocker, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/corp/ca.pem")
+    bundle = tmp_path / "corp-ca.pem"
+    bundle.write_text("")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
     monkeypatch.setenv("CURL_CA_BUNDLE", "/etc/curl/ca.pem")
-    assert sent(requests_mock).verify == "/etc/corp/ca.pem"
+    assert sent(requests_mock).verify == str(bundle)
+
+
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
+def test_a_ca_bundle_that_does_not_exist_is_one_line_before_any_request(
+    monkeypatch: pytest.MonkeyPatch, requests_mock: rm.Mocker, variable: str
+) -> None:
+    monkeypatch.setenv(variable, "/etc/corp/missing\nca.pem")
+    with pytest.raises(UsageError) as raised:
+        ThingSpaceClient(BASE, CREDS)
+    assert str(raised.value).startswith("cannot use the CA bundle /etc/corp/missing")
+    assert "there is no such file or directory; check REQUESTS_CA_BUNDLE" in str(raised.value)
+    assert requests_mock.request_history == []
+
+
+def test_a_ca_bundle_is_not_looked_at_for_plain_http(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/corp/missing.pem")
+    ThingSpaceClient("http://127.0.0.1:9", CREDS).close()
 
 
 def test_curl_ca_bundle_is_the_fallback(monkeypatch: pytest.MonkeyPatch) -> None:

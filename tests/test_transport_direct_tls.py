@@ -21,7 +21,7 @@ import pytest
 import requests
 import trustme
 
-from reconciler.core.errors import TscError
+from reconciler.core.errors import TscError, UsageError
 from reconciler.core.families import M2M
 from reconciler.thingspace import direct
 from reconciler.thingspace.auth import LOGIN_PATH, TOKEN_PATH
@@ -302,3 +302,19 @@ def test_failures_become_the_requests_exceptions_the_wire_handles(
     prepared = requests.Request("GET", "http://127.0.0.1/x").prepare()
     mapped = direct._failure(exc, prepared, connecting=connecting)
     assert type(mapped) is kind and mapped.args[0] is exc
+
+
+def test_a_bundle_that_is_not_pem_is_one_line(tls_api: _Api, tmp_path: Path) -> None:
+    bundle = tmp_path / "not-a-bundle.pem"
+    bundle.write_text("not a certificate\n")
+    with pytest.raises(UsageError, match=r"CA bundle .*not-a-bundle\.pem: no certificate in it"):
+        direct.tls_context(str(bundle))
+
+
+def test_a_bundle_that_cannot_be_read_names_why() -> None:
+    denied = PermissionError(13, "Permission denied")
+    assert direct.bundle_problem("/etc/ca.pem", denied) == (
+        "cannot use the CA bundle /etc/ca.pem: Permission denied; check REQUESTS_CA_BUNDLE "
+        "and CURL_CA_BUNDLE"
+    )
+    assert "no such file" in direct.bundle_problem("/etc/ca.pem", FileNotFoundError())

@@ -35,6 +35,8 @@ import requests
 from requests.structures import CaseInsensitiveDict
 from requests.utils import DEFAULT_CA_BUNDLE_PATH, get_encoding_from_headers
 
+from reconciler.core.errors import UsageError
+
 _Connection = http.client.HTTPConnection
 
 
@@ -54,19 +56,35 @@ def usable(base: str, cert: object) -> bool:
 def tls_context(verify: bool | str) -> ssl.SSLContext:
     """The checks requests makes: ``verify`` True trusts certifi's bundle alone (requests'
     default), a path a CA bundle file or a directory of hashed certificates, False
-    nothing (no certificate or name check)."""
+    nothing (no certificate or name check). A bundle that cannot be read is a
+    :class:`UsageError` (one line, before any request)."""
     if verify is False:
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     else:
         where = DEFAULT_CA_BUNDLE_PATH if verify is True else verify
-        if os.path.isdir(where):
-            context = ssl.create_default_context(capath=where)
-        else:
-            context = ssl.create_default_context(cafile=where)
+        try:
+            if os.path.isdir(where):
+                context = ssl.create_default_context(capath=where)
+            else:
+                context = ssl.create_default_context(cafile=where)
+        except (OSError, ValueError) as exc:
+            raise UsageError(bundle_problem(where, exc)) from None
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
+
+
+def bundle_problem(where: str, exc: BaseException | None = None) -> str:
+    """Why the CA bundle at ``where`` cannot be used, in one line naming the settings
+    it comes from."""
+    if exc is None or isinstance(exc, FileNotFoundError):
+        why = "there is no such file or directory"
+    elif isinstance(exc, ssl.SSLError):
+        why = "no certificate in it could be read (expected PEM)"
+    else:
+        why = getattr(exc, "strerror", None) or type(exc).__name__
+    return f"cannot use the CA bundle {where}: {why}; check REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE"
 
 
 class DirectPool:

@@ -30,10 +30,10 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import select_proxy
 
 from reconciler import __version__
-from reconciler.core.errors import ApiError, TransportError
+from reconciler.core.errors import ApiError, TransportError, UsageError
 from reconciler.core.secrets import scrub
 from reconciler.thingspace.diagnose import describe, host_port
-from reconciler.thingspace.direct import DirectPool, usable
+from reconciler.thingspace.direct import DirectPool, bundle_problem, usable
 from reconciler.thingspace.events import Attempted, Cause, Waiting, WireEvent, WireObserver
 from reconciler.thingspace.guard import RunGuard
 from reconciler.thingspace.options import ClientOptions
@@ -115,6 +115,9 @@ class Wire:
         # Backoff waits end early on Ctrl-C unless a test supplies its own sleep.
         self._sleep = sleep if sleep is not None else self.guard.stop.wait
         self._proxies, self._verify, self._cert = request_settings(session, base)
+        verify = self._verify
+        if base.startswith("https:") and isinstance(verify, str) and not os.path.exists(verify):
+            raise UsageError(bundle_problem(verify))  # requests would stop, untyped, later
         self._proxied = select_proxy(base + "/", self._proxies) is not None
         self._base_path = urlsplit(base).path.rstrip("/")
         self._direct_pool: DirectPool | None = None
