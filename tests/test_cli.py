@@ -208,3 +208,20 @@ def test_export_names_are_unique_per_registration() -> None:
         "TSC_COL_A_DEVICEUSAGE_PASSWORD_3",
     ]
     assert "pw-secret" not in text + "".join(notes)
+
+
+def test_a_missing_ca_bundle_is_one_escaped_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {
+        "SMS_HOOK_PASSWORD": "x-secret",
+        "THINGSPACE_CLIENT_ID": "i",
+        "THINGSPACE_CLIENT_SECRET": "s-secret",
+        "THINGSPACE_USERNAME": "u",
+        "THINGSPACE_PASSWORD": "p-secret",
+    }
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nowhere/ca.pem\nError: forged")
+    code, out, err = run("plan", "-c", str(EXAMPLE), "--endpoint", "https://127.0.0.1:9", env=env)
+    assert code == 1 and out == ""
+    assert err == (
+        "Error: cannot use the CA bundle /nowhere/ca.pem\\nError: forged: there is no such "
+        "file or directory; check REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE\n"
+    )
