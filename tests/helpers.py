@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import socket
+import socketserver
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 import requests_mock
@@ -137,3 +140,19 @@ class BlackHole:
         with self._lock:
             for conn in self._held:
                 conn.close()
+
+
+_Server = TypeVar("_Server", bound=socketserver.BaseServer)
+
+
+@contextmanager
+def serving(server: _Server) -> Iterator[_Server]:
+    """``server`` answering from a thread until the block ends, then shut and closed."""
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -27,6 +27,16 @@ def run(
     return code, out.getvalue(), err.getvalue()
 
 
+# The example's one secret and made-up ThingSpace credentials.
+CREDENTIALS = {
+    "SMS_HOOK_PASSWORD": "x-secret",
+    "THINGSPACE_CLIENT_ID": "i",
+    "THINGSPACE_CLIENT_SECRET": "s-secret",
+    "THINGSPACE_USERNAME": "u",
+    "THINGSPACE_PASSWORD": "p-secret",
+}
+
+
 def test_validate_example() -> None:
     code, out, err = run("validate", "-c", str(EXAMPLE))
     assert code == 0, err
@@ -97,13 +107,7 @@ def test_unset_secret_reference_is_an_error_for_plan() -> None:
     "endpoint", ["http://thingspace.verizon.com", "ftp://x", "https://u:p@thingspace.verizon.com"]
 )
 def test_unsafe_endpoints_refused(endpoint: str) -> None:
-    env = {
-        "SMS_HOOK_PASSWORD": "x-secret",
-        "THINGSPACE_CLIENT_ID": "i",
-        "THINGSPACE_CLIENT_SECRET": "s-secret",
-        "THINGSPACE_USERNAME": "u",
-        "THINGSPACE_PASSWORD": "p-secret",
-    }
+    env = dict(CREDENTIALS)
     code, _, err = run("plan", "-c", str(EXAMPLE), "--endpoint", endpoint, env=env)
     assert code == 1 and err.startswith("Error: ")
 
@@ -211,13 +215,7 @@ def test_export_names_are_unique_per_registration() -> None:
 
 
 def test_a_missing_ca_bundle_is_one_escaped_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    env = {
-        "SMS_HOOK_PASSWORD": "x-secret",
-        "THINGSPACE_CLIENT_ID": "i",
-        "THINGSPACE_CLIENT_SECRET": "s-secret",
-        "THINGSPACE_USERNAME": "u",
-        "THINGSPACE_PASSWORD": "p-secret",
-    }
+    env = dict(CREDENTIALS)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nowhere/ca.pem\nError: forged")
     code, out, err = run("plan", "-c", str(EXAMPLE), "--endpoint", "https://127.0.0.1:9", env=env)
     assert code == 1 and out == ""

@@ -18,9 +18,7 @@ import base64
 import io
 import json
 import re
-import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -31,6 +29,7 @@ from reconciler import cli
 from reconciler.core.secrets import MIN_SCRUB_LENGTH, SENSITIVE
 from reconciler.simulator import Simulator, SimulatorConfig
 from reconciler.thingspace.credentials import SIMULATOR_DEFAULTS, Credentials
+from tests.helpers import serving
 
 pytestmark = pytest.mark.e2e
 
@@ -160,18 +159,6 @@ class _EchoServer(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
 
-@contextmanager
-def _serving(server: _EchoServer) -> Iterator[_EchoServer]:
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
 @dataclass(frozen=True)
 class Outcome:
     texts: dict[str, str]  # run name -> stdout + stderr (or a file's text), normalized
@@ -202,7 +189,7 @@ def _scenario(role: str, secret: str, work: Path) -> Outcome:
     with (
         Simulator(SimulatorConfig(credentials=accepted)) as sim,
         Simulator(SimulatorConfig(credentials=refusing)) as refuser,
-        _serving(_EchoServer(env["HOOK_PASSWORD"])) as echo,
+        serving(_EchoServer(env["HOOK_PASSWORD"])) as echo,
     ):
         on_sim = {**env, "THINGSPACE_ENDPOINT": sim.base_url}
         c1, c2 = ["-c", str(configs["c1"])], ["-c", str(configs["c2"])]
@@ -308,7 +295,7 @@ def _echo_apply(tmp_path: Path, session: str) -> str:
     config = tmp_path / "c1.yaml"
     config.write_text(CONFIG)
     env = {**SIMULATOR_DEFAULTS, "NO_COLOR": "1", "HOOK_PASSWORD": "hook-password-0000"}
-    with _serving(_EchoServer(env["HOOK_PASSWORD"], session=session)) as echo:
+    with serving(_EchoServer(env["HOOK_PASSWORD"], session=session)) as echo:
         env["THINGSPACE_ENDPOINT"] = echo.base_url
         text = _run(["apply", "-c", str(config), "--parallelism", "1", "--auto-approve"], env)
         return text.replace(echo.base_url, "<echo>")

@@ -9,7 +9,6 @@ import gzip
 import http.client
 import json
 import ssl
-import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from reconciler.thingspace.credentials import Credentials
 from reconciler.thingspace.direct import DirectPool
 from reconciler.thingspace.options import ClientOptions
 from reconciler.thingspace.transport import Wire
+from tests.helpers import serving
 
 CREDS = Credentials(client_id="id", client_secret="secret", username="user", password="pw")
 ACCOUNT = "0252012345-00001"
@@ -109,14 +109,8 @@ def ca() -> trustme.CA:
 
 
 def _serve(context: ssl.SSLContext | None) -> Iterator[_Api]:
-    server = _Api(context)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_Api(context)) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
