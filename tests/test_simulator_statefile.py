@@ -55,6 +55,29 @@ def test_an_old_indented_file_loads_and_the_first_change_rewrites_it(tmp_path: P
     ]
 
 
+def test_an_old_file_is_not_read_again_until_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "state.json"
+    old = {"version": 1, "accounts": {"A": {"QoS": {"url": "https://x/"}}}}
+    path.write_text(json.dumps(old, indent=2) + "\n", "utf-8")
+    store = RegistrationStore(path)
+    reads: list[Path] = []
+    real = StateFile.read
+
+    def counted(self: StateFile, parse: Any) -> Any:
+        reads.append(self.path)
+        return real(self, parse)
+
+    monkeypatch.setattr(StateFile, "read", counted)
+    for _ in range(3):
+        assert store.snapshot() == old
+    assert reads == []  # unchanged: not read again for every request
+    newer = {"version": 1, "accounts": {"A": {"QoS": {"url": "https://y/"}}}}
+    path.write_text(json.dumps(newer, indent=2) + "\n\n", "utf-8")  # another writer
+    assert store.snapshot() == newer and len(reads) == 1
+
+
 def test_changes_are_appended_and_the_last_line_of_an_account_counts(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     store = RegistrationStore(path)

@@ -27,7 +27,8 @@ rewrite sets a new revision. The stat alone would not do: once the version this 
 saw is replaced, its inode number is free, and a later rewrite of the same size within the
 same tick of the file system's timestamp clock (1-10 ms on Linux, 2 s on FAT) may get it
 and look identical. The stat catches writers that keep the revision (an edit in place). A
-file whose start carries no revision always counts as changed.
+file whose start carries no revision (an older simulator's) is judged by the stat alone
+until the first change rewrites it.
 
 The lock is ``<name>.lock`` beside the file (advisory: every simulator takes it), opened
 once and locked with ``filelock``'s descriptor lock (``flock`` on POSIX, ``LockFileEx`` on
@@ -157,9 +158,10 @@ class StateFile:
         finally:
             os.close(fd)
         found = _REVISION.match(head)
-        if found is None:
-            return True
-        return _Seen(key, found.group(1).decode("ascii")) != self._seen
+        revision = found.group(1).decode("ascii") if found is not None else None
+        # A file without a revision (an older simulator's, until a change here rewrites
+        # it) is judged by its stat alone, rather than read again on every request.
+        return _Seen(key, revision) != self._seen
 
     def read(self, parse: Callable[[Any, Path], T]) -> T | None:
         """The ``accounts`` value through ``parse``; None when there is no file.
