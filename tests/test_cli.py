@@ -223,3 +223,21 @@ def test_a_missing_ca_bundle_is_one_escaped_line(monkeypatch: pytest.MonkeyPatch
         "Error: cannot use the CA bundle /nowhere/ca.pem\\nError: forged: there is no such "
         "file or directory; check REQUESTS_CA_BUNDLE and CURL_CA_BUNDLE\n"
     )
+
+
+def test_only_the_program_freezes_its_objects_before_exiting() -> None:
+    """As the program (no argv) the run's objects are frozen out of the interpreter's
+    last collection; a caller passing argv (these tests) keeps its collector as it was."""
+    import gc
+    import subprocess
+    import sys
+
+    before = gc.get_freeze_count()
+    assert run("--version")[0] == 0
+    assert gc.get_freeze_count() == before
+    program = (
+        "import gc, sys; from reconciler.cli import main; sys.argv = ['tscallbacks', "
+        "'--version']; status = main(); print(status, gc.get_freeze_count() > 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert done.stdout.splitlines()[-1] == "0 True", done.stderr

@@ -11,6 +11,7 @@ killed by SIGPIPE does.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import signal
@@ -114,16 +115,25 @@ def main(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
 ) -> int:
-    """Run the CLI; returns the exit status (the console script exits with it)."""
+    """Run the CLI; returns the exit status (the console script exits with it).
+
+    Called as the program (no ``argv``: the console script, ``python -m reconciler``),
+    the process exits next: what the run made is frozen out of the cycle collector
+    (``gc.freeze``) first, so the interpreter's last collection does not walk it all
+    (0.04 s after a 16,000-registration plan). Nothing is lost: files are closed, and
+    the standard streams are flushed, before that."""
     interrupted = threading.Event()
     # First of all, so that a SIGTERM during start-up also ends with the one-line message
     # (not a silent exit 143).
     with _interrupt_on_signals(interrupted):
         try:
-            return _main(argv, env, stdin, stdout, stderr, interrupted)
+            status = _main(argv, env, stdin, stdout, stderr, interrupted)
         except KeyboardInterrupt:  # before the funnel below was ready for it
             _say(stderr or sys.stderr, f"Error: {Phase.STARTING.value}\n")
-            return int(ExitStatus.ERROR)
+            status = int(ExitStatus.ERROR)
+    if argv is None:
+        gc.freeze()
+    return status
 
 
 def _main(
