@@ -56,7 +56,7 @@ def check_semantics(doc: YamlDoc, *, env: Mapping[str, str], require_env: bool) 
     """URL rules, duplicate URLs per account, and credential references in one file."""
     problems: list[Problem] = []
     for account_path, callbacks in _accounts(doc.data):
-        first_url: dict[str, tuple[str, int]] = {}
+        first_url: dict[str, tuple[str, JsonPath]] = {}  # where each URL came first
         for service, registration in callbacks.items():
             if not isinstance(registration, dict):
                 continue
@@ -67,7 +67,8 @@ def check_semantics(doc: YamlDoc, *, env: Mapping[str, str], require_env: bool) 
                 if escape.unsafe_char(url) is None:  # else check_characters reported it
                     problems.extend(_url_problems(doc, url_path, url))
                 if url in first_url:
-                    other, line = first_url[url]
+                    other, other_path = first_url[url]
+                    line = doc.value_at(other_path).line  # looked up only when needed
                     problems.append(
                         _problem(
                             doc,
@@ -78,7 +79,7 @@ def check_semantics(doc: YamlDoc, *, env: Mapping[str, str], require_env: bool) 
                         )
                     )
                 else:
-                    first_url[url] = (service, doc.value_at(url_path).line)
+                    first_url[url] = (service, url_path)
             for path, value in _credentials(reg_path, registration):
                 problems.extend(
                     _credential_problems(doc, path, value, env=env, require_env=require_env)
@@ -117,25 +118,25 @@ def _manage_problems(doc: YamlDoc) -> Iterator[Problem]:
 def check_unique_accounts(docs: Sequence[YamlDoc]) -> list[Problem]:
     """An account declared in two files: an error at the second, naming the first."""
     problems: list[Problem] = []
-    first: dict[str, tuple[str, int]] = {}
+    first: dict[str, YamlDoc] = {}  # positions are looked up only for a repeat
     for doc in docs:
         accounts = doc.data.get("accounts") if isinstance(doc.data, dict) else None
         if not isinstance(accounts, dict):
             continue
         for name in accounts:
             path: JsonPath = ("accounts", name)
-            where = doc.key_at(path)
             if name in first:
-                other_file, line = first[name]
+                other = first[name]
+                line = other.key_at(path).line
                 problems.append(
                     Problem(
-                        where,
+                        doc.key_at(path),
                         format_json_path(path),
-                        f"account '{name}' is already declared in {other_file} (line {line})",
+                        f"account '{name}' is already declared in {other.path} (line {line})",
                     )
                 )
             else:
-                first[name] = (doc.path, where.line)
+                first[name] = doc
     return problems
 
 
