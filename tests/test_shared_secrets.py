@@ -213,6 +213,60 @@ def test_check_refuses_a_place_that_cannot_hold_files(tmp_path: Path, where: str
     assert str(caught.value).endswith("); nothing was changed")
 
 
+def test_check_finds_whether_the_file_system_ignores_case(tmp_path: Path) -> None:
+    (tmp_path / "a-probe").write_text("x")
+    ignores = (tmp_path / "A-PROBE").exists()  # what this file system does
+    box = SecretsDir(tmp_path / "s")
+    box.check()
+    assert box.ignores_case is ignores
+
+
+def case_blind(root: Path) -> SecretsDir:
+    """A secrets directory on a file system that ignores case (as on macOS)."""
+    box = SecretsDir(root)
+    box.check()
+    box.ignores_case = True
+    return box
+
+
+def test_two_accounts_differing_only_in_case_are_refused_where_case_is_ignored(
+    tmp_path: Path,
+) -> None:
+    upper = Change(Action.CREATE, Key("Acme-1", "KeyedHook"), KEYED, None, reg("https://h/a"), ())
+    lower = Change(Action.CREATE, Key("acme-1", "KeyedHook"), KEYED, None, reg("https://h/b"), ())
+    with pytest.raises(UsageError) as caught:
+        case_blind(tmp_path / "s").refuse_clashes([upper, lower])
+    assert str(caught.value) == (
+        "refusing to apply: the shared secrets of Acme-1/KeyedHook and acme-1/KeyedHook "
+        f"would be the same file, {tmp_path / 's' / 'acme-1' / 'KeyedHook.secret'}, on this "
+        "file system, which ignores case; nothing was changed"
+    )
+    SecretsDir(tmp_path / "t").refuse_clashes([upper, lower])  # case kept: two folders
+
+
+def test_a_folder_already_there_for_another_case_is_refused_where_case_is_ignored(
+    tmp_path: Path,
+) -> None:
+    box = case_blind(tmp_path / "s")
+    (box.root / "Acme-1").mkdir()
+    lower = Change(Action.CREATE, Key("acme-1", "KeyedHook"), KEYED, None, reg("https://h/b"), ())
+    with pytest.raises(UsageError, match=r"of acme-1/KeyedHook and Acme-1 would be the same"):
+        box.refuse_clashes([lower])
+    (box.root / "acme-2").mkdir()
+    (box.root / "acme-2" / "keyedhook.secret").write_text("s\n")
+    other = Change(Action.UPDATE, Key("acme-2", "KeyedHook"), KEYED, None, reg("https://h/c"), ())
+    with pytest.raises(UsageError, match=r"acme-2/KeyedHook and acme-2/keyedhook\.secret"):
+        box.refuse_clashes([other])
+
+
+def test_its_own_earlier_secret_and_other_families_are_no_clash(tmp_path: Path) -> None:
+    box = case_blind(tmp_path / "s")
+    box.write("acme-1", "KeyedHook", Secret("old"))
+    again = Change(Action.UPDATE, Key("acme-1", "KeyedHook"), KEYED, None, reg("https://h/a"), ())
+    m2m = Change(Action.CREATE, Key("ACME-1", "DeviceUsage"), M2M, None, reg("https://h/u"), ())
+    box.refuse_clashes([again, m2m])  # the same file as before; M2M issues no secret
+
+
 def test_write_makes_a_0600_file_holding_the_secret_and_a_newline(tmp_path: Path) -> None:
     box = SecretsDir(tmp_path / "s")
     box.check()

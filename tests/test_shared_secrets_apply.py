@@ -226,6 +226,37 @@ def test_a_secrets_dir_that_cannot_be_written_is_refused_before_any_request(
     assert sim.requests() == []
 
 
+def test_accounts_sharing_a_secrets_folder_where_case_is_ignored_are_refused(
+    sim: Simulator, issued: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a file system that ignores case (forced here: this one keeps it), two accounts
+    differing only in case would write one secret over the other: refused, nothing sent
+    but the reading."""
+    real_check = SecretsDir.check
+
+    def blind(self: SecretsDir) -> None:
+        real_check(self)
+        self.ignores_case = True
+
+    monkeypatch.setattr(SecretsDir, "check", blind)
+    path = tmp_path / "callbacks.yaml"
+    path.write_text(
+        "version: 1\naccounts:\n"
+        '  "Acme-1": {callbacks: {Location: {url: "https://hooks.example.com/a"}}}\n'
+        '  "acme-1": {callbacks: {Location: {url: "https://hooks.example.com/b"}}}\n',
+        "utf-8",
+    )
+    box = tmp_path / "secrets"
+    code, _, err = Runs(sim)("apply", "-c", str(path), "--auto-approve", "--secrets-dir", str(box))
+    assert code == 1
+    assert err.endswith(
+        f"the shared secrets of Acme-1/Location and acme-1/Location would be the same file, "
+        f"{box / 'acme-1' / 'Location.secret'}, on this file system, which ignores case; "
+        "nothing was changed\n"
+    )
+    assert writes(sim) == [] and issued == [] and list(box.iterdir()) == []
+
+
 def test_a_secret_that_cannot_be_delivered_is_reported_lost(
     sim: Simulator, issued: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

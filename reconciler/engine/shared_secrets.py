@@ -135,22 +135,72 @@ class SecretsDir:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        # Whether its file system takes names differing only in case for one (macOS and
+        # Windows by default): then "Acme" and "acme" would share a folder. Found by
+        # :meth:`check`.
+        self.ignores_case = False
 
     def path(self, account: str, service: str) -> Path:
         return self.root / relative_path(account, service)
 
     def check(self) -> None:
-        """Create the directory (0700) if missing and prove a file can be made in it;
-        raises UsageError (before anything is sent) otherwise."""
+        """Create the directory (0700) if missing, prove a file can be made in it and
+        find whether its file system ignores case; raises UsageError (before anything
+        is sent) otherwise."""
         try:
             self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd, probe = tempfile.mkstemp(prefix=".tscallbacks-probe-", dir=self.root)
             os.close(fd)
-            os.unlink(probe)
+            try:
+                name = os.path.basename(probe)
+                self.ignores_case = os.path.exists(os.path.join(self.root, name.upper()))
+            finally:
+                os.unlink(probe)
         except OSError as exc:
             raise UsageError(
                 f"{FLAG} {self.root}: cannot write there ({_reason(exc)}); nothing was changed"
             ) from None
+
+    def refuse_clashes(self, changes: Iterable[Change]) -> None:
+        """On a file system that ignores case, refuse (UsageError, before any write) when
+        two of the secrets ``changes`` would issue, or one of them and a folder or file
+        already there for another name, would be the same file: one would replace the
+        other's secret. Names are percent-encoded ASCII, so only letter case can clash."""
+        if not self.ignores_case:
+            return
+        claimed: dict[str, str] = {}  # folded relative path -> the registration's key
+        listed: dict[Path, dict[str, str]] = {}  # folder -> its entries by folded name
+
+        def there(folder: Path, name: str) -> str | None:
+            """The entry of ``folder`` named ``name`` but for case, if any."""
+            if folder not in listed:
+                try:
+                    listed[folder] = {entry.lower(): entry for entry in os.listdir(folder)}
+                except OSError:  # not there (yet), or not a folder: nothing to clash with
+                    listed[folder] = {}
+            return listed[folder].get(name.lower())
+
+        for change in changes:
+            if not issues_secret(change):
+                continue
+            relative = relative_path(change.account, change.service)
+            other = claimed.setdefault(relative.lower(), str(change.key))
+            if other != str(change.key):
+                raise UsageError(self._clash(f"{other} and {change.key}", relative))
+            folder, file = relative.split("/")
+            found = there(self.root, folder)
+            if found is not None:
+                found_file = there(self.root / found, file)
+                existing = found if found_file is None else f"{found}/{found_file}"
+                if existing not in (folder, relative):
+                    raise UsageError(self._clash(f"{change.key} and {existing}", relative))
+
+    def _clash(self, who: str, relative: str) -> str:
+        return (
+            f"refusing to apply: the shared secrets of {who} would be the same file, "
+            f"{self.root / relative}, on this file system, which ignores case; "
+            "nothing was changed"
+        )
 
     def write(self, account: str, service: str, secret: Secret) -> Path:
         """Write ``secret`` and a newline to its file (0600, replaced atomically)."""

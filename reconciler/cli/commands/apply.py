@@ -148,6 +148,8 @@ def run(args: argparse.Namespace, io: Console) -> ExitStatus:
         raise_if_unsafe(plan, policy)  # before the prompt: nothing is written
         if secrets_dir is None:
             _refuse_lost_secrets(plan)
+        else:
+            secrets_dir.refuse_clashes(plan.changes)
         human.write("\n" if shown else "")
         if not args.auto_approve and saved is None:
             io.phase = Phase.CONFIRMING  # not approved, whether refused or answered "no"
