@@ -2,7 +2,7 @@
 ordinary case: one endpoint, no proxy, no client certificate.
 
 What ``requests`` and urllib3 do for a request, this does with less work per request
-(measured: 235 µs of client CPU per listing through urllib3's pool, 150 µs here), which
+(measured: 235 µs of client CPU per listing through urllib3's pool, 170 µs here), which
 is what a fleet's thousands of listings and the embedded simulator (sharing this
 interpreter) pay. It keeps their behaviour where it matters:
 
