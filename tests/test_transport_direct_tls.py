@@ -203,8 +203,14 @@ def test_without_verification_any_certificate_is_taken(tls_api: _Api) -> None:
         pool.close()
 
 
-def test_a_keep_alive_connection_closed_while_idle_is_not_a_failure(plain_api: _Api) -> None:
-    """A server's keep-alive timeout: the idle connection is found closed before use."""
+@pytest.mark.parametrize("poll", [True, False], ids=["poll", "select"])
+def test_a_keep_alive_connection_closed_while_idle_is_not_a_failure(
+    plain_api: _Api, monkeypatch: pytest.MonkeyPatch, poll: bool
+) -> None:
+    """A server's keep-alive timeout: the idle connection is found closed before use,
+    with poll(), and with select() where there is no poll() (Windows)."""
+    if not poll:
+        monkeypatch.delattr(direct.select, "poll")
     plain_api.hang_up_after_answer = True
     pool = DirectPool(f"http://127.0.0.1:{plain_api.server_address[1]}", True, 2)
     prepared = requests.Request("GET", "http://127.0.0.1/x").prepare()
@@ -312,20 +318,3 @@ def test_a_bundle_that_cannot_be_read_names_why() -> None:
         "and CURL_CA_BUNDLE"
     )
     assert "no such file" in direct.bundle_problem("/etc/ca.pem", FileNotFoundError())
-
-
-def test_an_idle_connection_is_checked_without_poll_too(
-    plain_api: _Api, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Where select.poll does not exist (Windows), select() checks idle connections."""
-    monkeypatch.delattr(direct.select, "poll")
-    plain_api.hang_up_after_answer = True
-    pool = DirectPool(f"http://127.0.0.1:{plain_api.server_address[1]}", True, 2)
-    prepared = requests.Request("GET", "http://127.0.0.1/x").prepare()
-    try:
-        for _ in range(2):
-            assert pool.send(prepared, "/x", (2, 2)).json() == LISTING
-            time.sleep(0.1)  # idle: the server's close arrives
-    finally:
-        pool.close()
-    assert len(plain_api.connections) == 2
