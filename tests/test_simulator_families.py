@@ -16,6 +16,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -308,8 +309,10 @@ def test_a_service_in_two_families_is_refused() -> None:
         FamilyTable((HPL, Family(**{**HPL.__dict__, "label": "HPL2", "base": "/x"})))
 
 
-# --- the machinery on entries not served yet --------------------------------------------
+# --- the machinery, on variations of the table's entries --------------------------------
 
+# The table's entries under paths and names of their own, each with what it changes said,
+# so that these tests pin the machinery (the combinations) rather than one entry's values.
 URL, SUCCESS = Item.URL, Item.SUCCESS
 DIAG_ITEM = (
     ("accountName", Item.ACCOUNT),
@@ -317,55 +320,29 @@ DIAG_ITEM = (
     ("endpoint", Item.URL),
     ("httpHeaders", Item.HTTP_HEADERS),
 )
-# Shaped like Diagnostics (families §3): account in the query, or the body on POST.
-DIAG = Family(
+# Diagnostics (families §3: account in the query, or the body on POST) without its
+# createdOn, so that answers compare whole, and with a shared-secret header of its own.
+DIAG = replace(
+    DIAGNOSTICS,
     label="DIAG",
     base="/api/diag/v1",
-    services=("Diagnostics",),
-    account_in=Place.BODY,
-    account_key="accountName",
-    service_field="serviceName",
-    deregister_service=Place.QUERY,
-    service_params=("serviceName",),
-    url_field="endpoint",
-    optional_fields=frozenset({"httpHeaders"}),
-    content_types=frozenset({JSON, "*/*"}),
     list_item=DIAG_ITEM,
-    empty_list_body=b"[]",
     register_reply=DIAG_ITEM,
     deregister_reply=DIAG_ITEM,
     secret_header="X-Test-Shared-Secret",
 )
-# Shaped like FOTA v2 (families §6): no service name anywhere, PUT, a single object.
-ONE_URL = Family(
-    label="ONEURL",
-    base="/api/oneurl/v2",
-    services=("OneUrl",),
-    account_in=Place.PATH,
-    service_field=None,
-    deregister_service=Place.NONE,
-    update=True,
-    content_types=frozenset({JSON, "*/*"}),
-    list_item=(("url", URL),),
-    list_is_array=False,
-    empty_list_body=b"",
-    register_reply=(("url", URL),),
-    deregister_reply=(("success", SUCCESS),),
-)
-# Shaped like HPL (families §4): account in the query as accountNumber, service by
-# either of two query names, and no content on deregister.
-QUERIED = Family(
+# FOTA v2 (families §6): no service name anywhere, PUT, a single object.
+ONE_URL = replace(FOTA_V2, label="ONEURL", base="/api/oneurl/v2", services=("OneUrl",))
+# HPL (families §4: account in the query as accountNumber, service by either of two query
+# names, no content on deregister) with fixed names and the usual error body.
+QUERIED = replace(
+    HPL,
     label="QUERIED",
     base="/api/queried/v1",
     services=("Bullseye",),
-    account_in=Place.QUERY,
-    account_key="accountNumber",
-    deregister_service=Place.QUERY,
-    service_params=("service", "name"),
-    list_item=(("accountName", Item.ACCOUNT), ("name", Item.SERVICE), ("url", URL)),
-    empty_list_body=b"[]",
-    register_reply=(("accountName", Item.ACCOUNT), ("name", Item.SERVICE)),
-    deregister_reply=(),
+    free_names=False,
+    key_prefix="",
+    error_style=ErrorStyle.ERROR_CODE,
 )
 CREDS = SimulatorCredentials("cid", client_secret="csecret", username="u", password="pw")
 
