@@ -103,18 +103,23 @@ def _shard(text: str) -> Shard:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("--shard ")) from None
 
 
-def _brakes_and_target(verb: str) -> argparse.ArgumentParser:
-    """``--account`` and the brakes' overrides, shared by plan and apply."""
-    parent = _Parser(add_help=False)
-    group = parent.add_argument_group("targeting and safety")
-    group.add_argument(
+def _account_patterns(parser: Any, verb: str, more: str = "") -> None:
+    """``--account PATTERN`` (repeatable): which configured accounts ``verb`` covers."""
+    parser.add_argument(
         "--account",
         action="append",
         default=[],
         metavar="PATTERN",
         help=f"{verb} only the configured accounts matching PATTERN, a name or a shell-style "
-        "glob such as 'fleet-*' (repeatable); the others are neither read nor written",
+        f"glob such as 'fleet-*' (repeatable){more}",
     )
+
+
+def _brakes_and_target(verb: str) -> argparse.ArgumentParser:
+    """``--account`` and the brakes' overrides, shared by plan and apply."""
+    parent = _Parser(add_help=False)
+    group = parent.add_argument_group("targeting and safety")
+    _account_patterns(group, verb, "; the others are neither read nor written")
     group.add_argument(
         "--shard",
         type=_shard,
@@ -338,14 +343,7 @@ failure, 2 only warnings (with --detailed-exitcode).""",
             "tscallbacks check --ca-bundle internal-ca.pem --timeout 3 --detailed-exitcode",
         ),
     )
-    check.add_argument(
-        "--account",
-        action="append",
-        default=[],
-        metavar="PATTERN",
-        help="check only the configured accounts matching PATTERN, a name or a shell-style "
-        "glob such as 'fleet-*' (repeatable)",
-    )
+    _account_patterns(check, "check")
     check.add_argument(
         "--output", choices=("text", "json", "markdown"), default="text", help="report format"
     )
