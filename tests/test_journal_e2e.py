@@ -64,17 +64,28 @@ class Served:
     def state(self) -> dict[str, Any]:
         return requests.get(f"{self.base}/_simulator/state", timeout=10).json()["accounts"]  # type: ignore[no-any-return]
 
-    def writes(self) -> int:
+    def write_calls(self) -> list[tuple[str, str]]:
+        """(method, path) of every write to a callbacks path, in the simulator's log."""
         log = requests.get(f"{self.base}/_simulator/requests", timeout=10).json()
         entries = log["requests"] if isinstance(log, dict) else log
-        return sum(1 for r in entries if r["method"] in ("POST", "PUT", "DELETE")
-                   and "/callbacks/" in r["path"])  # fmt: skip
+        written = ("POST", "PUT", "DELETE")
+        return [(r["method"], r["path"]) for r in entries
+                if r["method"] in written and "/callbacks" in r["path"]]  # fmt: skip
+
+    def writes(self) -> int:
+        return len(self.write_calls())
 
     def clear_requests(self) -> None:
         requests.delete(f"{self.base}/_simulator/requests", timeout=10)
 
     def set_latency(self, ms: int) -> None:
         requests.post(f"{self.base}/_simulator/faults", json={"latency_ms": ms}, timeout=10)
+
+    def __enter__(self) -> Served:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -87,11 +98,8 @@ class Served:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
-    server = Served(tmp_path / "sim.json", latency_ms=0)
-    try:
+    with Served(tmp_path / "sim.json", latency_ms=0) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def seed(base: str, *, username: str = "thingspace-ops") -> None:
@@ -156,11 +164,8 @@ def without_passwords(state: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def slow_served(tmp_path: Path) -> Iterator[Served]:
-    server = Served(tmp_path / "sim.json", latency_ms=300)  # serve --latency-ms 300
-    try:
+    with Served(tmp_path / "sim.json", latency_ms=300) as server:  # serve --latency-ms 300
         yield server
-    finally:
-        server.stop()
 
 
 def test_sigterm_mid_apply_leaves_a_journal_that_matches_the_simulator(

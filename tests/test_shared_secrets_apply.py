@@ -60,10 +60,10 @@ def sim(tmp_path: Path) -> Iterator[Simulator]:
         yield simulator
 
 
-def config(tmp_path: Path, *, location: str = "https://hooks.example.com/location") -> Path:
-    path = tmp_path / "callbacks.yaml"
-    path.write_text(
-        f"""\
+def one_account(location: str = "https://hooks.example.com/location") -> str:
+    """A configuration of ACCOUNT with an M2M service and one of each service that is
+    answered with a shared secret (Location at ``location``)."""
+    return f"""\
 version: 1
 accounts:
   "{ACCOUNT}":
@@ -72,12 +72,18 @@ accounts:
       Location: {{url: "{location}"}}
       DeviceLocation: {{url: "https://hooks.example.com/device-location"}}
       Diagnostics: {{url: "https://hooks.example.com/diagnostics"}}
+"""
+
+
+def config(tmp_path: Path, *, location: str = "https://hooks.example.com/location") -> Path:
+    """``one_account``, and a second account whose name is hostile to file systems."""
+    path = tmp_path / "callbacks.yaml"
+    hostile = f"""\
   "{HOSTILE}":
     callbacks:
       Location: {{url: "https://hooks.example.com/hostile"}}
-""",
-        "utf-8",
-    )
+"""
+    path.write_text(one_account(location) + hostile, "utf-8")
     return path
 
 

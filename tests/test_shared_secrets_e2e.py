@@ -15,48 +15,25 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests.e2e_support import Result, base_env, run
 from tests.test_journal_e2e import Served
+from tests.test_shared_secrets_apply import ACCOUNT, one_account
 
 pytestmark = pytest.mark.e2e
 
-ACCOUNT = "0252012345-00001"
 ISSUED = re.compile(r"[0-9a-f]{64}\n")  # the simulator's secrets: token_hex(32)
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
-    server = Served(tmp_path / "sim.json", latency_ms=0)
-    try:
+    with Served(tmp_path / "sim.json", latency_ms=0) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def write_config(path: Path, location: str = "https://hooks.example.com/location") -> Path:
-    path.write_text(
-        f"""\
-version: 1
-accounts:
-  "{ACCOUNT}":
-    callbacks:
-      DeviceUsage: {{url: "https://hooks.example.com/usage"}}
-      Location: {{url: "{location}"}}
-      DeviceLocation: {{url: "https://hooks.example.com/device-location"}}
-      Diagnostics: {{url: "https://hooks.example.com/diagnostics"}}
-""",
-        "utf-8",
-    )
+    path.write_text(one_account(location), "utf-8")
     return path
-
-
-def writes(served: Served) -> list[tuple[str, str]]:
-    log = requests.get(f"{served.base}/_simulator/requests", timeout=10).json()
-    entries = log["requests"] if isinstance(log, dict) else log
-    return [(r["method"], r["path"]) for r in entries
-            if r["method"] in ("POST", "PUT", "DELETE") and "/callbacks" in r["path"]]  # fmt: skip
 
 
 def test_secrets_reach_their_files_and_no_output_plan_journal_or_export(
@@ -85,11 +62,11 @@ def test_secrets_reach_their_files_and_no_output_plan_journal_or_export(
     assert refused.stderr.startswith("Error: refusing to apply: registering ")
     assert "--secrets-dir DIR" in refused.stderr and refused.stderr.count("\n") == 1
     assert tsc("apply", str(plan_file)).code == 1  # a saved plan too
-    assert writes(served) == []
+    assert served.write_calls() == []
 
     applied = tsc("apply", str(plan_file), "--secrets-dir", str(box), "--journal", str(journal))
     assert applied.code == 0, applied.output
-    assert len(writes(served)) == 4
+    assert len(served.write_calls()) == 4
     secrets: dict[str, str] = {}
     for service in ("Location", "DeviceLocation", "Diagnostics"):
         path = box / ACCOUNT / f"{service}.secret"
