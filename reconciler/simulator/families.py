@@ -20,7 +20,7 @@ variant when reading a request and answers in the form of the SDK
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from types import MappingProxyType
 
@@ -301,26 +301,9 @@ HPL = Family(
 _URL_ONLY: Shape = (("url", Item.URL),)
 _SUCCESS: Shape = (("success", Item.SUCCESS),)
 
-# Software Management v2: families §6. One URL per account and no service name anywhere,
-# so the store keeps it under an internal name of its own ("FotaV2" is no API value).
+# Software Management v3: families §7. One URL per account and no service name anywhere,
+# so the store keeps it under an internal name of its own ("FotaV3" is no API value).
 # PUT on an account with nothing registered is [UNCERTAIN]: a 400, as deregistering it.
-FOTA_V2 = Family(
-    label="FOTA v2",
-    base="/api/fota/v2",
-    services=("FotaV2",),
-    account_in=Place.PATH,
-    service_field=None,
-    deregister_service=Place.NONE,
-    update=True,
-    content_types=frozenset({JSON, ANY}),  # the SDK's POST and PUT send */*
-    list_item=_URL_ONLY,
-    list_is_array=False,  # the SDK's CallbackSummary: one object
-    empty_list_body=b"",  # [UNCERTAIN for v2] v3's documented empty body assumed
-    register_reply=_URL_ONLY,
-    deregister_reply=_SUCCESS,
-)
-
-# Software Management v3: families §7; as v2, but the SDK sends application/json.
 FOTA_V3 = Family(
     label="FOTA v3",
     base="/api/fota/v3",
@@ -330,10 +313,20 @@ FOTA_V3 = Family(
     deregister_service=Place.NONE,
     update=True,
     list_item=_URL_ONLY,
-    list_is_array=False,
+    list_is_array=False,  # the SDK's CallbackSummary: one object
     empty_list_body=b"",  # docs: "The response body will be empty if there are no ..."
     register_reply=_URL_ONLY,
     deregister_reply=_SUCCESS,
+)
+
+# Software Management v2: families §6; v3's shape under its own path, but the SDK's POST
+# and PUT send */*. Its empty body is [UNCERTAIN for v2]: v3's documented one assumed.
+FOTA_V2 = replace(
+    FOTA_V3,
+    label="FOTA v2",
+    base="/api/fota/v2",
+    services=("FotaV2",),
+    content_types=frozenset({JSON, ANY}),
 )
 
 
