@@ -292,6 +292,8 @@ class Wire:
             or self._proxied
         ):
             return None
+        if self._direct_pool is not None:  # every request after the first: no lock
+            return self._direct_pool
         with self._lock:
             if self._direct_pool is None:
                 adapter = self._session.get_adapter(prepared.url or "")
