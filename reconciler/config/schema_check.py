@@ -59,9 +59,15 @@ def check_schema(doc: YamlDoc) -> list[Problem]:
     """Every schema violation in ``doc``, in the order jsonschema finds them."""
     if is_valid(doc.data):
         return []
+    return _problems(doc, _failing_part(doc.data))
+
+
+def _problems(doc: YamlDoc, data: Any) -> list[Problem]:
+    """What jsonschema finds in ``data`` (``doc``'s data, or part of it), located in
+    ``doc``, each once."""
     problems: list[Problem] = []
     seen: set[tuple[str, str]] = set()
-    for error in _validator().iter_errors(_failing_part(doc.data)):
+    for error in _validator().iter_errors(data):
         for problem in _translate(doc, error):
             token = (problem.json_path, problem.message)
             if token not in seen:  # ``required`` repeats per missing field
